@@ -1,0 +1,101 @@
+"""create_app(settings) -> Starlette: routes, middleware, lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from identity.clock import Clock
+from identity.config import Settings, load_settings
+from identity.container import Container
+from identity.db import migrate
+from identity.graphql.schema import build_schema
+from identity.graphql.view import GraphQLView
+from identity.http import RequestMiddleware
+
+log = logging.getLogger("identity")
+
+READY_TIMEOUT = 2.0
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Starlette:
+    settings = settings or load_settings()
+    container = Container.create(settings, clock=clock)
+    graphql = GraphQLView(build_schema(settings), container)
+
+    async def health(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def ready(_: Request) -> Response:
+        try:
+            async with asyncio.timeout(READY_TIMEOUT), container.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            log.warning("not ready: database unreachable (%s)", type(exc).__name__)
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    async def jwks(_: Request) -> Response:
+        keys = container.runtime.keyring.jwks(container.runtime.clock.now())
+        return JSONResponse(
+            keys,
+            headers={"Cache-Control": f"public, max-age={settings.jwks_max_age}"},
+            media_type="application/jwk-set+json",
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await startup(container)
+        reloader = asyncio.create_task(_reload_keys(container), name="identity-key-reload")
+        try:
+            yield
+        finally:
+            reloader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reloader
+            await container.close()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/ready", ready, methods=["GET"]),
+            Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    app.add_middleware(RequestMiddleware, max_body_size=settings.max_body_size)
+    return app
+
+
+async def startup(container: Container) -> None:
+    """One-time work, safe to run in every instance at once (it takes locks)."""
+    settings = container.settings
+    if settings.migrate_on_start:
+        await asyncio.to_thread(migrate.upgrade, settings.database_url)
+    else:
+        await migrate.check_migrated(container.engine)
+    async with container.unit_of_work() as uow:
+        kid = await container.keys.ensure_signer(uow)
+    if kid is not None:
+        log.info("created the first signing key %s", kid)
+
+
+async def _reload_keys(container: Container) -> None:
+    """Pick up keys rotated or revoked by other instances or by the CLI."""
+    while True:
+        await asyncio.sleep(container.settings.key_refresh_interval)
+        try:
+            async with container.unit_of_work() as uow:
+                await container.keys.reload(uow)
+        except Exception:  # the database may be briefly away; keep the keys we have
+            log.warning("could not reload signing keys", exc_info=True)

@@ -1,0 +1,262 @@
+"""`identity serve | migrate | create-admin | export-schema | keys …`"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import ipaddress
+import os
+import sys
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from identity.config import ConfigError, Settings, load_settings
+from identity.logs import configure_logging
+
+if TYPE_CHECKING:
+    from identity.container import Container
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        _fail(f"configuration error: {exc}", code=2)
+    configure_logging(settings)
+    try:
+        args.run(settings, args)
+    except ConfigError as exc:
+        _fail(f"configuration error: {exc}", code=2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="identity", description="An async GraphQL identity API.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host", help="address to bind (default: IDENTITY_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: IDENTITY_PORT, 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--reload", action="store_true", help="restart on code changes (development)")
+    serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser("migrate", help="upgrade the database to the latest schema")
+    migrate.add_argument("--revision", default="head", help="target revision (default: head)")
+    migrate.set_defaults(run=_migrate)
+
+    admin = commands.add_parser(
+        "create-admin", help="create an admin, or make an existing user an admin (idempotent)"
+    )
+    admin.add_argument("--email", required=True)
+    admin.add_argument(
+        "--password",
+        help="for scripts; otherwise it is prompted for, or read from standard input",
+    )
+    admin.add_argument("--first-name", default="")
+    admin.add_argument("--last-name", default="")
+    admin.set_defaults(run=_create_admin)
+
+    export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    export.set_defaults(run=_export_schema)
+
+    keys = commands.add_parser("keys", help="signing keys: list, rotate, revoke")
+    key_commands = keys.add_subparsers(required=True, metavar="ACTION")
+    key_list = key_commands.add_parser("list", help="show every key and its state")
+    key_list.set_defaults(run=_keys_list)
+    rotate = key_commands.add_parser(
+        "rotate", help="publish a new key; it signs once JWKS caches have seen it"
+    )
+    rotate.add_argument(
+        "--activate-in",
+        type=int,
+        help="seconds until the new key signs (default: IDENTITY_JWKS_MAX_AGE)",
+    )
+    rotate.set_defaults(run=_keys_rotate)
+    revoke = key_commands.add_parser("revoke", help="drop a compromised key at once")
+    revoke.add_argument("kid")
+    revoke.set_defaults(run=_keys_revoke)
+    return parser
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    print(f"identity: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from identity.db import migrate
+
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    if args.workers < 1:
+        _fail("--workers must be at least 1", code=2)
+    if args.workers > 1 and settings.is_sqlite:
+        _fail("several workers need PostgreSQL: set IDENTITY_DATABASE_URL=postgresql+asyncpg://…")
+    if args.workers > 1 and args.reload:
+        _fail("--reload runs one process; drop --workers")
+    if not settings.is_production and not _is_loopback(host):
+        print(
+            f"identity: warning: a development server is listening on {host}, not only on this "
+            "machine; set IDENTITY_ENV=production for a real deployment",
+            file=sys.stderr,
+        )
+    if settings.migrate_on_start:
+        migrate.upgrade(settings.database_url)
+    else:
+        try:
+            _run(_check_migrated(settings))
+        except migrate.NotMigrated as exc:
+            _fail(str(exc))
+    # Migrations are done (or checked): workers only check again.
+    os.environ["IDENTITY_AUTO_MIGRATE"] = "false"
+    uvicorn.run(
+        "identity.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers if args.workers > 1 else None,
+        reload=args.reload,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,  # X-Forwarded-For is read only from trusted proxies, by identity
+        timeout_graceful_shutdown=20,
+    )
+
+
+async def _check_migrated(settings: Settings) -> None:
+    from identity.db import migrate
+    from identity.db.engine import create_engine
+
+    engine = create_engine(settings)
+    try:
+        await migrate.check_migrated(engine)
+    finally:
+        await engine.dispose()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> None:
+    from identity.db import migrate
+
+    migrate.upgrade(settings.database_url, args.revision)
+    print(f"identity: database at {args.revision}")
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != first:
+            _fail("the passwords do not match")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _create_admin(settings: Settings, args: argparse.Namespace) -> None:
+    from identity.services.errors import ValidationFailed
+
+    async def run() -> None:
+        async with _container(settings) as container:
+            async with container.unit_of_work() as uow:
+                user = await uow.users.by_email(args.email.strip().lower())
+            password = args.password
+            if user is None and password is None:
+                password = _read_password()
+            async with container.unit_of_work() as uow:
+                grant = await container.admin.ensure_admin(
+                    uow, args.email, password, args.first_name, args.last_name
+                )
+        if grant.created:
+            print(f"identity: created admin {grant.user.email}")
+        elif grant.granted:
+            print(f"identity: {grant.user.email} is now an admin")
+        else:
+            print(f"identity: {grant.user.email} is already an admin")
+
+    try:
+        _run(run())
+    except ValidationFailed as exc:
+        _fail("; ".join(f"{p.field}: {p.message}" for p in exc.fields))
+
+
+def _export_schema(settings: Settings, args: argparse.Namespace) -> None:
+    from identity.graphql.schema import sdl
+
+    sys.stdout.write(sdl())
+
+
+def _keys_list(settings: Settings, args: argparse.Namespace) -> None:
+    async def run() -> None:
+        async with _container(settings) as container, container.unit_of_work() as uow:
+            states = await container.keys.states(uow)
+        print(f"{'KID':<44} {'ALG':<6} {'STATE':<8} {'ACTIVATES':<26} PUBLISHED UNTIL")
+        for s in states:
+            until = s.published_until.isoformat(timespec="seconds") if s.published_until else "-"
+            if s.state in ("pending", "active"):
+                until = "(in use)"
+            print(
+                f"{s.kid:<44} {s.algorithm:<6} {s.state:<8} "
+                f"{s.activates_at.isoformat(timespec='seconds'):<26} {until}"
+            )
+
+    _run(run())
+
+
+def _keys_rotate(settings: Settings, args: argparse.Namespace) -> None:
+    async def run() -> None:
+        async with _container(settings) as container, container.unit_of_work() as uow:
+            kid = await container.keys.rotate(uow, activate_in=args.activate_in)
+        delay = settings.jwks_max_age if args.activate_in is None else args.activate_in
+        print(f"identity: published key {kid}; it signs in {delay} s, the old key stays published")
+
+    _run(run())
+
+
+def _keys_revoke(settings: Settings, args: argparse.Namespace) -> None:
+    async def run() -> None:
+        async with _container(settings) as container, container.unit_of_work() as uow:
+            result = await container.keys.revoke(uow, args.kid)
+        if not result.revoked:
+            _fail(f"no unrevoked key {args.kid}")
+        print(f"identity: revoked {args.kid}; tokens it signed no longer work")
+        if result.replacement:
+            print(f"identity: {result.replacement} signs from now on")
+
+    _run(run())
+
+
+@asynccontextmanager
+async def _container(settings: Settings) -> AsyncIterator[Container]:
+    """The container for a CLI command, on a migrated database."""
+    from identity.container import Container
+    from identity.db import migrate
+
+    container = Container.create(settings)
+    try:
+        try:
+            await migrate.check_migrated(container.engine)
+        except migrate.NotMigrated as exc:
+            _fail(str(exc))
+        yield container
+    finally:
+        await container.close()
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(coro)

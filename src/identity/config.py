@@ -1,0 +1,164 @@
+"""Settings: every knob of the service, read once from the environment (prefix IDENTITY_)."""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./identity.db"
+
+
+class Env(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class ConfigError(Exception):
+    """Bad configuration: the message is one line that names the setting."""
+
+
+def _split_list(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="IDENTITY_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    env: Env = Env.DEVELOPMENT
+    database_url: str = DEFAULT_DATABASE_URL
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
+
+    secret_key: SecretStr | None = None
+    secret_key_file: Path = Path(".identity-secret")
+
+    public_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+    access_token_ttl: int = Field(default=900, ge=30, le=86400)
+    refresh_token_ttl: int = Field(default=30 * 86400, ge=60)
+    refresh_idle_timeout: int | None = Field(default=None, ge=60)
+    refresh_reuse_grace: int = Field(default=10, ge=0, le=300)
+    jwt_algorithm: Literal["RS256", "ES256", "EdDSA"] = "RS256"
+    jwt_issuer: str | None = None
+    jwt_audience: str = "identity"
+    jwt_leeway: int = Field(default=30, ge=0, le=300)
+    jwks_max_age: int = Field(default=300, ge=0, le=86400)
+    key_refresh_interval: int = Field(default=30, ge=1)
+
+    argon2_memory_cost: int = Field(default=19456, ge=1024, description="KiB")
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_parallelism: int = Field(default=1, ge=1)
+    password_hash_concurrency: int = Field(default=0, ge=0, description="0: one per CPU")
+
+    auto_migrate: bool | None = None
+    require_verified_email: bool = False
+    graphiql: bool | None = None
+    introspection: bool | None = None
+    max_body_size: int = Field(default=64 * 1024, ge=1024)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    cors_origins: Annotated[list[str], NoDecode] = []
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _lists(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("use sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _production_rules(self) -> Settings:
+        if self.env is Env.PRODUCTION:
+            if self.secret_key is None:
+                raise ValueError("IDENTITY_SECRET_KEY is required in production")
+        if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError("IDENTITY_SECRET_KEY must be at least 32 characters")
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Env.PRODUCTION
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def issuer(self) -> str:
+        return self.jwt_issuer or self.public_url
+
+    @property
+    def migrate_on_start(self) -> bool:
+        return self.auto_migrate if self.auto_migrate is not None else not self.is_production
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.graphiql if self.graphiql is not None else not self.is_production
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.introspection if self.introspection is not None else not self.is_production
+
+    def secret(self) -> bytes:
+        """The server secret; in development it is generated into `secret_key_file`."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.secret_key_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # O_EXCL: two processes starting at once must not write two different secrets.
+            try:
+                with path.open("x", encoding="ascii") as fh:
+                    path.chmod(0o600)
+                    fh.write(secrets.token_urlsafe(48))
+            except FileExistsError:
+                pass
+        value = path.read_text(encoding="ascii").strip()
+        if len(value) < 32:
+            raise ConfigError(f"IDENTITY_SECRET_KEY_FILE: {path} holds fewer than 32 characters")
+        return value.encode()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; a bad value raises ConfigError with one line naming the setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"] if part != "__root__"]
+        name = "IDENTITY_" + loc[0].upper() if loc else ""
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{name}: {message}" if name else message)
+    return "; ".join(parts)

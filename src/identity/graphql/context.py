@@ -1,0 +1,92 @@
+"""The per-request context: built once per request, everything in it resolved lazily."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import cached_property
+
+from graphql import GraphQLError
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry.types import Info
+
+from identity.container import Container
+from identity.graphql.dataloaders import Loaders
+from identity.services.auth import Unauthenticated
+from identity.services.principal import ClientInfo, Principal
+from identity.services.uow import UnitOfWork
+
+
+def unauthenticated(message: str = "Sign in first: no usable access token.") -> GraphQLError:
+    return GraphQLError(message, extensions={"code": "UNAUTHENTICATED"})
+
+
+class Context:
+    def __init__(self, request: Request, response: Response, container: Container) -> None:
+        self.request = request
+        self.response = response
+        self.container = container
+        self._principal: asyncio.Future[Principal | None] | None = None
+
+    @property
+    def request_id(self) -> str | None:
+        state = self.request.scope.get("state") or {}
+        value = state.get("request_id")
+        return value if isinstance(value, str) else None
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        return Loaders(self.container.reads)
+
+    @cached_property
+    def client(self) -> ClientInfo:
+        state = self.request.scope.get("state") or {}
+        return ClientInfo(
+            ip_address=state.get("client_ip"),
+            user_agent=self.request.headers.get("user-agent"),
+        )
+
+    def bearer_token(self) -> str | None:
+        header = self.request.headers.get("authorization")
+        if header is None:
+            return None
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise unauthenticated("The Authorization header must be `Bearer <access token>`.")
+        return token.strip()
+
+    async def principal(self) -> Principal | None:
+        """The caller, or None without a token; UNAUTHENTICATED for an unusable token."""
+        if self._principal is None:
+            self._principal = asyncio.ensure_future(self._load_principal())
+        return await self._principal
+
+    async def require_principal(self) -> Principal:
+        principal = await self.principal()
+        if principal is None:
+            raise unauthenticated()
+        return principal
+
+    async def _load_principal(self) -> Principal | None:
+        token = self.bearer_token()
+        if token is None:
+            return None
+        try:
+            async with self.container.reads() as db:
+                principal = await self.container.auth.authenticate(db, token)
+        except Unauthenticated:
+            raise unauthenticated("The access token is invalid, expired or revoked.") from None
+        self.loaders.roles_by_user.prime(principal.user_id, principal.roles)
+        for role in principal.roles:
+            self.loaders.permissions_by_role.prime(role.id, principal.role_permissions.get(role.id, []))
+        return principal
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        async with self.container.unit_of_work() as uow:
+            yield uow
+
+
+GraphQLInfo = Info[Context, None]

@@ -1,0 +1,35 @@
+"""Per-request DataLoaders: one query per batch, whatever the number of parents.
+
+Each batch opens its own short session: sibling fields resolve concurrently and one
+AsyncSession cannot serve two statements at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from strawberry.dataloader import DataLoader
+
+from identity.db.models import Permission, Role
+from identity.repositories.roles import RoleRepository
+
+
+class Loaders:
+    def __init__(self, reads: async_sessionmaker[AsyncSession]) -> None:
+        self._reads = reads
+        self.roles_by_user = DataLoader[uuid.UUID, list[Role]](load_fn=self._roles_by_user)
+        self.permissions_by_role = DataLoader[uuid.UUID, list[Permission]](
+            load_fn=self._permissions_by_role
+        )
+
+    async def _roles_by_user(self, user_ids: Sequence[uuid.UUID]) -> list[list[Role]]:
+        async with self._reads() as db:
+            found = await RoleRepository(db).roles_of_users(user_ids)
+        return [found.get(user_id, []) for user_id in user_ids]
+
+    async def _permissions_by_role(self, role_ids: Sequence[uuid.UUID]) -> list[list[Permission]]:
+        async with self._reads() as db:
+            found = await RoleRepository(db).permissions_of_roles(role_ids)
+        return [found.get(role_id, []) for role_id in role_ids]

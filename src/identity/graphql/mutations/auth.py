@@ -1,0 +1,125 @@
+"""Signing up, in and out, and staying signed in."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from identity.graphql.context import Context, GraphQLInfo
+from identity.graphql.errors import (
+    AccountDisabled,
+    EmailAlreadyRegistered,
+    EmailNotVerified,
+    InvalidCredentials,
+    InvalidToken,
+    RateLimited,
+    ValidationError,
+)
+from identity.graphql.mutations import mutation
+from identity.graphql.types import AuthPayload, User
+from identity.services.accounts import Registration
+from identity.services.auth import AuthResult
+
+
+@strawberry.input
+class RegisterInput:
+    email: str
+    password: str
+    first_name: str
+    last_name: str
+
+
+@strawberry.input
+class LoginInput:
+    email: str
+    password: str
+
+
+@strawberry.input
+class RefreshTokenInput:
+    refresh_token: str | None = strawberry.field(
+        default=None, description="The refresh token; omit it in cookie mode."
+    )
+
+
+@strawberry.input
+class LogoutInput:
+    refresh_token: str | None = strawberry.field(
+        default=None, description="The refresh token; omit it in cookie mode."
+    )
+
+
+@strawberry.type
+class RegisterSuccess:
+    user: User
+
+
+@strawberry.type
+class LogoutSuccess:
+    message: str
+
+
+RegisterResult = Annotated[
+    RegisterSuccess | ValidationError | EmailAlreadyRegistered | RateLimited,
+    strawberry.union("RegisterResult"),
+]
+LoginResult = Annotated[
+    AuthPayload
+    | InvalidCredentials
+    | AccountDisabled
+    | EmailNotVerified
+    | RateLimited
+    | ValidationError,
+    strawberry.union("LoginResult"),
+]
+RefreshTokenResult = Annotated[AuthPayload | InvalidToken, strawberry.union("RefreshTokenResult")]
+LogoutResult = Annotated[LogoutSuccess | InvalidToken, strawberry.union("LogoutResult")]
+
+
+def auth_payload(context: Context, result: AuthResult) -> AuthPayload:
+    context.loaders.roles_by_user.prime(result.user.id, result.roles)
+    return AuthPayload(
+        access_token=result.access_token,
+        token_type="Bearer",
+        expires_in=result.expires_in,
+        user=User.from_row(result.user),
+        refresh_token=result.refresh_token,
+    )
+
+
+@strawberry.type
+class AuthMutations:
+    @mutation("Create an account with the `user` role.")
+    async def register(self, info: GraphQLInfo, input: RegisterInput) -> RegisterResult:
+        data = Registration(
+            email=input.email,
+            password=input.password,
+            first_name=input.first_name,
+            last_name=input.last_name,
+        )
+        async with info.context.unit_of_work() as uow:
+            user = await info.context.container.accounts.register(uow, data)
+        return RegisterSuccess(user=User.from_row(user))
+
+    @mutation("Sign in with email and password; starts a session.")
+    async def login(self, info: GraphQLInfo, input: LoginInput) -> LoginResult:
+        context = info.context
+        async with context.unit_of_work() as uow:
+            result = await context.container.auth.login(
+                uow, input.email, input.password, context.client
+            )
+        return auth_payload(context, result)
+
+    @mutation("Trade a refresh token for new tokens; the refresh token is rotated.")
+    async def refresh_token(self, info: GraphQLInfo, input: RefreshTokenInput) -> RefreshTokenResult:
+        context = info.context
+        async with context.unit_of_work() as uow:
+            result = await context.container.auth.refresh(uow, input.refresh_token)
+        return auth_payload(context, result)
+
+    @mutation("End the session the refresh token belongs to.")
+    async def logout(self, info: GraphQLInfo, input: LogoutInput) -> LogoutResult:
+        async with info.context.unit_of_work() as uow:
+            await info.context.container.auth.logout(uow, input.refresh_token)
+        return LogoutSuccess(message="Signed out.")

@@ -1,0 +1,160 @@
+"""The schema and the execution extensions: caches, limits, error masking."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from functools import lru_cache
+
+import strawberry
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    parse,
+    specified_rules,
+    validate,
+)
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+from strawberry.types import ExecutionContext
+
+from identity.config import Settings
+from identity.graphql.mutations.account import AccountMutations
+from identity.graphql.mutations.auth import AuthMutations
+from identity.graphql.queries import Query
+
+log = logging.getLogger("identity.graphql")
+
+UNEXPECTED = "Unexpected error."
+MAX_TOKENS = 2000
+
+
+@strawberry.type
+class Mutation(AuthMutations, AccountMutations):
+    pass
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """An exception from our code, not a deliberate GraphQL error or a validation error."""
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError)
+
+
+@lru_cache(maxsize=1024)
+def _parse(query: str, max_tokens: int) -> DocumentNode:
+    return parse(query, max_tokens=max_tokens)
+
+
+@lru_cache(maxsize=1024)
+def _validate(
+    schema: GraphQLSchema,
+    query: str,
+    max_tokens: int,
+    rules: tuple[type[ASTValidationRule], ...],
+    hide_suggestions: bool,
+) -> list[GraphQLError]:
+    return validate(schema, _parse(query, max_tokens), rules, hide_suggestions=hide_suggestions)
+
+
+def validation_rules(settings: Settings) -> tuple[type[ASTValidationRule], ...]:
+    rules: list[type[ASTValidationRule]] = [
+        *specified_rules,
+        MaybeNullValidationRule,
+        OneOfInputValidationRule,
+    ]
+    if not settings.introspection_enabled:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return tuple(rules)
+
+
+def document_cache(settings: Settings) -> type[SchemaExtension]:
+    """Parsing and validation, each cached by query text.
+
+    The cache keys are the query string and fixed rule classes: hashing a parsed document
+    would walk the whole tree on every request, and rules built per request (Strawberry's
+    limiter factories) would never hit the cache.
+    """
+    rules = validation_rules(settings)
+    hide_suggestions = settings.is_production
+    max_tokens = MAX_TOKENS
+
+    class DocumentCache(SchemaExtension):
+        def on_parse(self) -> Iterator[None]:
+            context = self.execution_context
+            if context.query and context.graphql_document is None:
+                context.graphql_document = _parse(context.query, max_tokens)
+            yield
+
+        def on_validate(self) -> Iterator[None]:
+            context = self.execution_context
+            assert context.query is not None
+            context.pre_execution_errors = _validate(
+                context.schema._schema, context.query, max_tokens, rules, hide_suggestions
+            )
+            yield
+
+    return DocumentCache
+
+
+class MaskUnexpectedErrors(SchemaExtension):
+    """Clients get a generic message and the request id; the log has the trace."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not result.errors:
+            return
+        request_id = getattr(self.execution_context.context, "request_id", None)
+        result.errors = [
+            GraphQLError(
+                UNEXPECTED,
+                nodes=error.nodes,
+                path=error.path,
+                extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+            )
+            if is_unexpected(error)
+            else error
+            for error in result.errors
+        ]
+
+
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Expected errors (validation, UNAUTHENTICATED, ...) are answers, not incidents.
+        for error in errors:
+            if is_unexpected(error):
+                request_id = getattr(getattr(execution_context, "context", None), "request_id", None)
+                log.error(
+                    "unexpected error in %s (request %s)",
+                    ".".join(str(p) for p in error.path or ()) or "operation",
+                    request_id,
+                    exc_info=error.original_error,
+                )
+
+
+def build_schema(settings: Settings) -> Schema:
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        config=StrawberryConfig(
+            disable_field_suggestions=settings.is_production,
+        ),
+        extensions=[
+            document_cache(settings),
+            MaskUnexpectedErrors,
+        ],
+    )
+
+
+def sdl() -> str:
+    """The schema as clients see it (settings do not change it)."""
+    from identity.config import Settings as _Settings
+
+    return build_schema(_Settings.model_construct()).as_str() + "\n"

@@ -1,0 +1,69 @@
+"""The HTTP side of GraphQL: context per request, JSON encoding, status codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+
+from identity.container import Container
+from identity.graphql.context import Context
+from identity.graphql.schema import Schema
+
+# Refusals of the request itself rather than answers: HTTP 400.
+_REQUEST_ERRORS = frozenset({"QUERY_TOO_COMPLEX", "CSRF_CHECK_FAILED"})
+
+
+class GraphQLView(GraphQL[Context, None]):
+    def __init__(self, schema: Schema, container: Container) -> None:
+        settings = container.settings
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.graphiql_enabled else None,
+            allow_queries_via_get=True,
+        )
+        self.container = container
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+        assert isinstance(request, Request) and isinstance(response, Response)
+        return Context(request, response, self.container)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # Typed headers (an Authorization token) stay in memory, not in localStorage.
+        html = self.graphql_ide_html.replace("shouldPersistHeaders: true", "shouldPersistHeaders: false")
+        return HTMLResponse(html)
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(400, "The request body must be a JSON object.")
+        return parsed
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        if isinstance(response_data, dict) and _is_refusal(response_data):
+            response.status_code = 400
+        return response
+
+
+def _is_refusal(data: GraphQLHTTPResponse) -> bool:
+    if data.get("data") is not None:
+        return False
+    errors: list[dict[str, Any]] = data.get("errors") or []  # type: ignore[assignment]
+    return any((e.get("extensions") or {}).get("code") in _REQUEST_ERRORS for e in errors)

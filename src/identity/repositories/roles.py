@@ -1,0 +1,68 @@
+"""Roles, permissions and who holds which role: SQL only."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from identity.db.models import Permission, Role, RolePermission, UserRole
+
+
+class RoleRepository:
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
+
+    async def by_name(self, name: str) -> Role | None:
+        return (await self.db.execute(select(Role).where(Role.name == name))).scalar()
+
+    async def of_user(self, user_id: uuid.UUID) -> list[Role]:
+        stmt = (
+            select(Role)
+            .join(UserRole, UserRole.role_id == Role.id)
+            .where(UserRole.user_id == user_id)
+            .order_by(Role.name)
+        )
+        return list((await self.db.execute(stmt)).scalars())
+
+    async def grant(self, user_id: uuid.UUID, role_id: uuid.UUID) -> bool:
+        """Give a role; False when the user already had it."""
+        held = await self.db.get(UserRole, (user_id, role_id))
+        if held is not None:
+            return False
+        self.db.add(UserRole(user_id=user_id, role_id=role_id))
+        await self.db.flush()
+        return True
+
+    async def take(self, user_id: uuid.UUID, role_id: uuid.UUID) -> bool:
+        stmt = delete(UserRole).where(UserRole.user_id == user_id, UserRole.role_id == role_id)
+        return bool((await self.db.execute(stmt)).rowcount)
+
+    async def roles_of_users(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Role]]:
+        stmt = (
+            select(UserRole.user_id, Role)
+            .join(Role, Role.id == UserRole.role_id)
+            .where(UserRole.user_id.in_(user_ids))
+            .order_by(Role.name)
+        )
+        result: dict[uuid.UUID, list[Role]] = defaultdict(list)
+        for user_id, role in (await self.db.execute(stmt)).tuples():
+            result[user_id].append(role)
+        return result
+
+    async def permissions_of_roles(
+        self, role_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[Permission]]:
+        stmt = (
+            select(RolePermission.role_id, Permission)
+            .join(Permission, Permission.code == RolePermission.permission_code)
+            .where(RolePermission.role_id.in_(role_ids))
+            .order_by(Permission.code)
+        )
+        result: dict[uuid.UUID, list[Permission]] = defaultdict(list)
+        for role_id, permission in (await self.db.execute(stmt)).tuples():
+            result[role_id].append(permission)
+        return result

@@ -1,0 +1,114 @@
+"""Sessions (signed-in devices, each also a refresh-token family): SQL only."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from identity.db.models import Permission, Role, RolePermission, Session, SigningKey, User, UserRole
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalRows:
+    user: User
+    roles: list[Role]
+    permissions: dict[uuid.UUID, list[Permission]]  # by role id
+
+
+class SessionRepository:
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
+
+    def add(self, session: Session) -> None:
+        self.db.add(session)
+
+    async def get(self, session_id: uuid.UUID) -> Session | None:
+        return await self.db.get(Session, session_id)
+
+    async def rotate(
+        self, session_id: uuid.UUID, counter: int, now: datetime, idle_since: datetime | None
+    ) -> uuid.UUID | None:
+        """Advance a live session's refresh counter from `counter`; its user id, or None.
+
+        The compare-and-set on the counter makes two concurrent refreshes with the same
+        token produce one successor: the second update matches no row.
+        """
+        stmt = (
+            update(Session)
+            .where(
+                Session.id == session_id,
+                Session.refresh_counter == counter,
+                Session.revoked_at.is_(None),
+                Session.expires_at > now,
+            )
+            .values(refresh_counter=counter + 1, refreshed_at=now, last_used_at=now)
+            .returning(Session.user_id)
+        )
+        if idle_since is not None:
+            stmt = stmt.where(Session.last_used_at > idle_since)
+        return (await self.db.execute(stmt)).scalar()
+
+    async def revoke(self, session_id: uuid.UUID, now: datetime, reason: str) -> bool:
+        stmt = (
+            update(Session)
+            .where(Session.id == session_id, Session.revoked_at.is_(None))
+            .values(revoked_at=now, revoked_reason=reason)
+        )
+        return bool((await self.db.execute(stmt)).rowcount)
+
+    async def revoke_all(
+        self, user_id: uuid.UUID, now: datetime, reason: str, *, keep: uuid.UUID | None = None
+    ) -> int:
+        stmt = update(Session).where(Session.user_id == user_id, Session.revoked_at.is_(None))
+        if keep is not None:
+            stmt = stmt.where(Session.id != keep)
+        return int((await self.db.execute(stmt.values(revoked_at=now, revoked_reason=reason))).rowcount)
+
+    async def load_principal(
+        self, *, session_id: uuid.UUID, user_id: uuid.UUID, kid: str, now: datetime
+    ) -> PrincipalRows | None:
+        """The user, their roles and permissions, if the session and signing key are live.
+
+        One statement, one round trip: this runs on every authenticated request.
+        """
+        stmt = (
+            select(User, Role, Permission)
+            .select_from(Session)
+            .join(User, User.id == Session.user_id)
+            .outerjoin(UserRole, UserRole.user_id == User.id)
+            .outerjoin(Role, Role.id == UserRole.role_id)
+            .outerjoin(RolePermission, RolePermission.role_id == Role.id)
+            .outerjoin(Permission, Permission.code == RolePermission.permission_code)
+            .where(
+                Session.id == session_id,
+                Session.user_id == user_id,
+                Session.revoked_at.is_(None),
+                Session.expires_at > now,
+                User.is_active.is_(True),
+                exists().where(SigningKey.kid == kid, SigningKey.revoked_at.is_(None)),
+            )
+        )
+        rows = (await self.db.execute(stmt)).tuples().all()
+        if not rows:
+            return None
+        roles: dict[uuid.UUID, Role] = {}
+        permissions: dict[uuid.UUID, list[Permission]] = {}
+        for _user, role, permission in rows:
+            if role is None:
+                continue
+            roles.setdefault(role.id, role)
+            granted = permissions.setdefault(role.id, [])
+            if permission is not None:
+                granted.append(permission)
+        return PrincipalRows(
+            user=rows[0][0],
+            roles=sorted(roles.values(), key=lambda r: r.name),
+            permissions={
+                role_id: sorted(granted, key=lambda p: p.code)
+                for role_id, granted in permissions.items()
+            },
+        )

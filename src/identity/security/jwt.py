@@ -1,0 +1,287 @@
+"""Access tokens: JWTs signed with keys that every instance shares through the database.
+
+A key is published in the JWKS from the moment it is created, signs from `activates_at`
+until a newer key activates, and stays published until the last token it signed has
+expired. Revoking a key drops it at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+
+from identity.security.derive import ServerSecret
+
+ACCESS_TOKEN_TYPE = "at+jwt"
+ALGORITHMS = ("RS256", "ES256", "EdDSA")
+_KEY_ENCRYPTION = "signing-key-encryption"
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+
+
+class InvalidAccessToken(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    kid: str
+    algorithm: str
+    public_jwk: dict[str, Any]
+    encrypted_private_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """A key as the database holds it."""
+
+    kid: str
+    algorithm: str
+    public_jwk: dict[str, Any]
+    private_key: bytes
+    created_at: datetime
+    activates_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyState:
+    kid: str
+    algorithm: str
+    created_at: datetime
+    activates_at: datetime
+    revoked_at: datetime | None
+    state: str  # pending | active | retired | expired | revoked
+    published_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    sub: uuid.UUID
+    sid: uuid.UUID
+    kid: str
+    jti: str
+    exp: int
+
+
+def generate_key(algorithm: str, secret: ServerSecret) -> NewKey:
+    private: PrivateKey
+    if algorithm == "RS256":
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public_jwk = json.loads(RSAAlgorithm.to_jwk(private.public_key()))
+    elif algorithm == "ES256":
+        private = ec.generate_private_key(ec.SECP256R1())
+        public_jwk = json.loads(ECAlgorithm.to_jwk(private.public_key()))
+    elif algorithm == "EdDSA":
+        private = ed25519.Ed25519PrivateKey.generate()
+        public_jwk = json.loads(OKPAlgorithm.to_jwk(private.public_key()))
+    else:
+        raise ValueError(f"unsupported algorithm {algorithm!r}")
+    kid = jwk_thumbprint(public_jwk)
+    public_jwk.update({"kid": kid, "alg": algorithm, "use": "sig"})
+    der = private.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    nonce = os.urandom(12)
+    sealed = nonce + AESGCM(secret.subkey(_KEY_ENCRYPTION)).encrypt(nonce, der, kid.encode())
+    return NewKey(kid=kid, algorithm=algorithm, public_jwk=public_jwk, encrypted_private_key=sealed)
+
+
+def jwk_thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638: SHA-256 over the required members in lexicographic order."""
+    required = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
+    members = {name: jwk[name] for name in required[jwk["kty"]]}
+    digest = hashlib.sha256(json.dumps(members, separators=(",", ":")).encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+@dataclass(slots=True)
+class _Key:
+    kid: str
+    algorithm: str
+    public_jwk: dict[str, Any]
+    public_key: Any
+    private_key: Any
+    created_at: datetime
+    activates_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyRing:
+    """The keys this process signs and verifies with; reloaded from the database."""
+
+    def __init__(
+        self,
+        secret: ServerSecret,
+        *,
+        issuer: str,
+        audience: str,
+        access_token_ttl: int,
+        leeway: int,
+    ) -> None:
+        self._secret = secret
+        self.issuer = issuer
+        self.audience = audience
+        self.access_token_ttl = access_token_ttl
+        self.leeway = leeway
+        self._keys: dict[str, _Key] = {}
+        self._ordered: list[_Key] = []
+
+    def load(self, stored: Iterable[StoredKey]) -> None:
+        keys: dict[str, _Key] = {}
+        aead = AESGCM(self._secret.subkey(_KEY_ENCRYPTION))
+        for row in stored:
+            known = self._keys.get(row.kid)
+            if known is not None and known.revoked_at == row.revoked_at:
+                keys[row.kid] = known
+                continue
+            der = aead.decrypt(row.private_key[:12], row.private_key[12:], row.kid.encode())
+            private = serialization.load_der_private_key(der, password=None)
+            keys[row.kid] = _Key(
+                kid=row.kid,
+                algorithm=row.algorithm,
+                public_jwk=row.public_jwk,
+                public_key=private.public_key(),
+                private_key=private,
+                created_at=row.created_at,
+                activates_at=row.activates_at,
+                revoked_at=row.revoked_at,
+            )
+        self._keys = keys
+        self._ordered = sorted(keys.values(), key=lambda k: (k.activates_at, k.created_at))
+
+    def _signer(self, now: datetime) -> _Key | None:
+        for key in reversed(self._ordered):
+            if key.revoked_at is None and key.activates_at <= now:
+                return key
+        return None
+
+    def _published_until(self, key: _Key, now: datetime) -> datetime | None:
+        """None while the key is pending or signing; else when it leaves the JWKS."""
+        if key.activates_at > now:
+            return None
+        later = [
+            k.activates_at
+            for k in self._ordered
+            if k.revoked_at is None and now >= k.activates_at > key.activates_at
+        ]
+        if not later:
+            return None
+        return min(later) + timedelta(seconds=self.access_token_ttl + self.leeway)
+
+    def states(self, now: datetime) -> list[KeyState]:
+        signer = self._signer(now)
+        result = []
+        for key in self._ordered:
+            until = self._published_until(key, now)
+            if key.revoked_at is not None:
+                state = "revoked"
+            elif key.activates_at > now:
+                state = "pending"
+            elif key is signer:
+                state = "active"
+            elif until is not None and until > now:
+                state = "retired"
+            else:
+                state = "expired"
+            result.append(
+                KeyState(
+                    kid=key.kid,
+                    algorithm=key.algorithm,
+                    created_at=key.created_at,
+                    activates_at=key.activates_at,
+                    revoked_at=key.revoked_at,
+                    state=state,
+                    published_until=until,
+                )
+            )
+        return result
+
+    def has_signer(self, now: datetime) -> bool:
+        return self._signer(now) is not None
+
+    def jwks(self, now: datetime) -> dict[str, Any]:
+        published = {s.kid for s in self.states(now) if s.state in ("pending", "active", "retired")}
+        return {"keys": [k.public_jwk for k in self._ordered if k.kid in published]}
+
+    def sign(self, *, sub: uuid.UUID, sid: uuid.UUID, roles: list[str], now: datetime) -> str:
+        key = self._signer(now)
+        if key is None:
+            raise RuntimeError("no active signing key; run `identity keys rotate`")
+        iat = int(now.timestamp())
+        claims = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": str(sub),
+            "sid": str(sid),
+            "jti": uuid.uuid4().hex,
+            "iat": iat,
+            "exp": iat + self.access_token_ttl,
+            "roles": roles,
+        }
+        return jwt.encode(
+            claims,
+            key.private_key,
+            algorithm=key.algorithm,
+            headers={"kid": key.kid, "typ": ACCESS_TOKEN_TYPE},
+        )
+
+    def verify(self, token: str, now: datetime) -> AccessClaims:
+        if len(token) > 4096:
+            raise InvalidAccessToken("token too long")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidAccessToken(str(exc)) from None
+        key = self._keys.get(header.get("kid", ""))
+        if key is None or key.revoked_at is not None:
+            raise InvalidAccessToken("unknown key")
+        if header.get("typ") != ACCESS_TOKEN_TYPE:
+            raise InvalidAccessToken("wrong token type")
+        until = self._published_until(key, now)
+        if key.activates_at > now or (until is not None and until <= now):
+            raise InvalidAccessToken("key not in use")
+        try:
+            payload = jwt.decode(
+                token,
+                key.public_key,
+                algorithms=[key.algorithm],
+                audience=self.audience,
+                issuer=self.issuer,
+                # Times are checked below against the injected clock, not the wall clock.
+                options={
+                    "require": ["iss", "aud", "sub", "exp", "iat", "jti", "sid"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
+            )
+            timestamp = now.timestamp()
+            if int(payload["exp"]) + self.leeway <= timestamp:
+                raise InvalidAccessToken("expired")
+            if int(payload["iat"]) - self.leeway > timestamp:
+                raise InvalidAccessToken("issued in the future")
+            return AccessClaims(
+                sub=uuid.UUID(payload["sub"]),
+                sid=uuid.UUID(payload["sid"]),
+                kid=key.kid,
+                jti=str(payload["jti"]),
+                exp=int(payload["exp"]),
+            )
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            raise InvalidAccessToken(str(exc)) from None

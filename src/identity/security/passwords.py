@@ -1,0 +1,118 @@
+"""Password hashing (argon2id, off the event loop) and the password policy (NIST 800-63B)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import threading
+import unicodedata
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+
+import argon2
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+MIN_LENGTH = 8
+MAX_LENGTH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    ok: bool
+    # The hash was made with other parameters (or another scheme): store a new one.
+    needs_rehash: bool = False
+
+
+class PasswordHasher:
+    """argon2id in a small pool of low-priority threads.
+
+    argon2 releases the GIL, so hashing runs in parallel with the event loop; the pool size
+    bounds how many run at once (a burst of logins queues instead of starving other
+    requests), and the threads run at a lower CPU priority than the event loop.
+    """
+
+    def __init__(
+        self, *, memory_cost: int, time_cost: int, parallelism: int, concurrency: int = 0
+    ) -> None:
+        self._hasher = argon2.PasswordHasher(
+            time_cost=time_cost,
+            memory_cost=memory_cost,
+            parallelism=parallelism,
+            hash_len=32,
+            salt_len=16,
+            type=argon2.Type.ID,
+        )
+        workers = concurrency or os.cpu_count() or 1
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="argon2", initializer=_lower_priority
+        )
+        self._dummy_hash: str | None = None
+        self._dummy_lock = threading.Lock()
+
+    def hash_sync(self, password: str) -> str:
+        return self._hasher.hash(password)
+
+    def verify_sync(self, password_hash: str, password: str) -> Verification:
+        try:
+            self._hasher.verify(password_hash, password)
+        except VerifyMismatchError:
+            return Verification(ok=False)
+        except (VerificationError, InvalidHashError):
+            return Verification(ok=False)
+        return Verification(ok=True, needs_rehash=self._hasher.check_needs_rehash(password_hash))
+
+    def _dummy(self) -> str:
+        with self._dummy_lock:
+            if self._dummy_hash is None:
+                self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+            return self._dummy_hash
+
+    def _verify_dummy_sync(self, password: str) -> Verification:
+        self.verify_sync(self._dummy(), password)
+        return Verification(ok=False)
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.hash_sync, password)
+
+    async def verify(self, password_hash: str | None, password: str) -> Verification:
+        """Check a password; without a hash (unknown user, no password set) it costs the same."""
+        loop = asyncio.get_running_loop()
+        if password_hash is None:
+            return await loop.run_in_executor(self._pool, self._verify_dummy_sync, password)
+        return await loop.run_in_executor(self._pool, self.verify_sync, password_hash, password)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _lower_priority() -> None:
+    # On Linux, setpriority on a thread id renices that thread only.
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    text = files("identity.security").joinpath("common-passwords.txt").read_text("utf-8")
+    return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def normalize_password(password: str) -> str:
+    return unicodedata.normalize("NFKC", password)
+
+
+def password_problem(password: str) -> tuple[str, str] | None:
+    """(code, message) when the NFKC-normalized password breaks the policy, else None."""
+    length = len(password)
+    if length < MIN_LENGTH:
+        return "too_short", f"Use at least {MIN_LENGTH} characters."
+    if length > MAX_LENGTH:
+        return "too_long", f"Use at most {MAX_LENGTH} characters."
+    if password.casefold() in common_passwords():
+        return "too_common", "This password is too common; choose another."
+    return None

@@ -1,0 +1,195 @@
+"""Signing in and staying signed in: login, refresh-token rotation, logout, access tokens."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from identity.db.models import Role, Session, User
+from identity.repositories.sessions import SessionRepository
+from identity.security.jwt import InvalidAccessToken
+from identity.services.errors import (
+    AccountDisabled,
+    EmailNotVerified,
+    InvalidCredentials,
+    InvalidToken,
+)
+from identity.services.principal import ClientInfo, Principal
+from identity.services.runtime import Runtime
+from identity.services.uow import UnitOfWork
+from identity.services.validation import Checker
+
+REFRESH_PURPOSE = "refresh-token"
+_REFRESH_IDS = 16 + 8  # session id, counter
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    user: User
+    roles: list[Role]
+    session_id: uuid.UUID
+
+
+class Unauthenticated(Exception):
+    """A token was given but cannot be used: malformed, expired, revoked, ended session."""
+
+
+class Auth:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    # Tokens -----------------------------------------------------------------------------
+
+    def refresh_token(self, session_id: uuid.UUID, counter: int) -> str:
+        return self.rt.secret.token(REFRESH_PURPOSE, session_id.bytes + counter.to_bytes(8, "big"))
+
+    def _open_refresh_token(self, token: str | None) -> tuple[uuid.UUID, int]:
+        ids = self.rt.secret.open_token(REFRESH_PURPOSE, token or "", _REFRESH_IDS)
+        if ids is None:
+            raise InvalidToken()
+        return uuid.UUID(bytes=ids[:16]), int.from_bytes(ids[16:], "big")
+
+    def _issue(self, user: User, roles: list[Role], session_id: uuid.UUID, counter: int) -> AuthResult:
+        access = self.rt.keyring.sign(
+            sub=user.id, sid=session_id, roles=[r.name for r in roles], now=self.rt.clock.now()
+        )
+        return AuthResult(
+            access_token=access,
+            refresh_token=self.refresh_token(session_id, counter),
+            expires_in=self.rt.settings.access_token_ttl,
+            user=user,
+            roles=roles,
+            session_id=session_id,
+        )
+
+    async def start_session(self, uow: UnitOfWork, user: User, client: ClientInfo) -> AuthResult:
+        """Open a session for a user whose credentials were just proven; commits."""
+        now = self.rt.clock.now()
+        session = Session(
+            id=uuid.uuid4(),
+            user_id=user.id,
+            created_at=now,
+            last_used_at=now,
+            refreshed_at=now,
+            expires_at=now + timedelta(seconds=self.rt.settings.refresh_token_ttl),
+            user_agent=(client.user_agent or "")[:512] or None,
+            ip_address=client.ip_address,
+            refresh_counter=0,
+        )
+        uow.sessions.add(session)
+        user.last_login_at = now
+        roles = await uow.roles.of_user(user.id)
+        await uow.commit()
+        return self._issue(user, roles, session.id, 0)
+
+    # Use cases --------------------------------------------------------------------------
+
+    async def login(
+        self, uow: UnitOfWork, email: str, password: str, client: ClientInfo
+    ) -> AuthResult:
+        check = Checker()
+        email = check.email("email", email)
+        password = check.given_password("password", password)
+        check.done()
+
+        user = await uow.users.by_email(email)
+        await uow.release()  # no connection is held while the password is checked
+        # An unknown address costs the same as a wrong password: a dummy hash is verified.
+        verification = await self.rt.hasher.verify(user.password_hash if user else None, password)
+        if user is None or not verification.ok:
+            raise InvalidCredentials()
+        if not user.is_active:
+            raise AccountDisabled()
+        if self.rt.settings.require_verified_email and not user.is_verified:
+            raise EmailNotVerified()
+        if verification.needs_rehash:
+            user.password_hash = await self.rt.hasher.hash(password)
+        return await self.start_session(uow, user, client)
+
+    async def refresh(self, uow: UnitOfWork, token: str | None) -> AuthResult:
+        session_id, counter = self._open_refresh_token(token)
+        now = self.rt.clock.now()
+        user_id = await uow.sessions.rotate(session_id, counter, now, self._idle_since(now))
+        if user_id is None:
+            user_id = await self._successor_within_grace(uow, session_id, counter, now)
+        counter += 1
+        user = await uow.users.get(user_id)
+        if user is None or not user.is_active:
+            await uow.rollback()
+            raise InvalidToken()
+        roles = await uow.roles.of_user(user.id)
+        await uow.commit()
+        return self._issue(user, roles, session_id, counter)
+
+    async def _successor_within_grace(
+        self, uow: UnitOfWork, session_id: uuid.UUID, counter: int, now: datetime
+    ) -> uuid.UUID:
+        """The token was not current: the grace rule, or reuse detection."""
+        session = await uow.sessions.get(session_id)
+        if session is None or not self._live(session, now) or counter > session.refresh_counter:
+            raise InvalidToken()
+        grace = timedelta(seconds=self.rt.settings.refresh_reuse_grace)
+        if session.refresh_counter == counter + 1 and now - session.refreshed_at <= grace:
+            # Two tabs refreshed at once: the slower one gets the same successor.
+            return session.user_id
+        await self._reuse_detected(uow, session, now)
+        raise InvalidToken()
+
+    async def logout(self, uow: UnitOfWork, token: str | None) -> None:
+        session_id, counter = self._open_refresh_token(token)
+        now = self.rt.clock.now()
+        session = await uow.sessions.get(session_id)
+        if session is None or not self._live(session, now) or counter > session.refresh_counter:
+            raise InvalidToken()
+        grace = timedelta(seconds=self.rt.settings.refresh_reuse_grace)
+        current = session.refresh_counter == counter
+        just_rotated = session.refresh_counter == counter + 1 and now - session.refreshed_at <= grace
+        if not (current or just_rotated):
+            await self._reuse_detected(uow, session, now)
+            raise InvalidToken()
+        await uow.sessions.revoke(session.id, now, "logout")
+        await uow.commit()
+
+    async def _reuse_detected(self, uow: UnitOfWork, session: Session, now: datetime) -> None:
+        """A used refresh token came back: someone else has it. End the whole session."""
+        await uow.sessions.revoke(session.id, now, "reuse")
+        await uow.commit()
+
+    def _idle_since(self, now: datetime) -> datetime | None:
+        idle = self.rt.settings.refresh_idle_timeout
+        return now - timedelta(seconds=idle) if idle else None
+
+    def _live(self, session: Session, now: datetime) -> bool:
+        idle_since = self._idle_since(now)
+        return (
+            session.revoked_at is None
+            and session.expires_at > now
+            and (idle_since is None or session.last_used_at > idle_since)
+        )
+
+    async def authenticate(self, db: AsyncSession, access_token: str) -> Principal:
+        """The principal behind an access token, checked against the database every time."""
+        now = self.rt.clock.now()
+        try:
+            claims = self.rt.keyring.verify(access_token, now)
+        except InvalidAccessToken:
+            raise Unauthenticated() from None
+        rows = await SessionRepository(db).load_principal(
+            session_id=claims.sid, user_id=claims.sub, kid=claims.kid, now=now
+        )
+        if rows is None:
+            raise Unauthenticated()
+        permissions = frozenset(p.code for granted in rows.permissions.values() for p in granted)
+        return Principal(
+            user=rows.user,
+            session_id=claims.sid,
+            roles=rows.roles,
+            role_permissions=rows.permissions,
+            permissions=permissions,
+        )

@@ -1,0 +1,68 @@
+"""Domain errors: what a use case can refuse, in words a client can act on.
+
+Services raise them; the GraphQL layer maps each to the union member of the same name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DomainError(Exception):
+    message = "The request could not be completed."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+        if message:
+            self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    field: str
+    code: str
+    message: str
+
+
+class ValidationFailed(DomainError):
+    message = "Some fields are invalid."
+
+    def __init__(self, fields: list[FieldProblem]) -> None:
+        super().__init__()
+        self.fields = fields
+
+
+class InvalidCredentials(DomainError):
+    message = "The email or password is incorrect."
+
+
+class AccountDisabled(DomainError):
+    message = "This account is disabled."
+
+
+class EmailNotVerified(DomainError):
+    message = "Verify your email address before signing in."
+
+
+class EmailAlreadyRegistered(DomainError):
+    message = "An account with this email address already exists."
+
+
+class InvalidToken(DomainError):
+    message = "The token is invalid or has expired."
+
+
+class NotFound(DomainError):
+    message = "Not found."
+
+
+class LastAdmin(DomainError):
+    message = "The last active admin cannot lose the admin role, be deactivated or be deleted."
+
+
+class RateLimited(DomainError):
+    message = "Too many attempts. Try again later."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = max(1, retry_after)

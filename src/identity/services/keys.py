@@ -1,0 +1,76 @@
+"""Signing-key life cycle: the first key, two-phase rotation, revocation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from identity.security.jwt import KeyState, generate_key
+from identity.services.runtime import Runtime
+from identity.services.uow import UnitOfWork
+
+_LOCK = "signing-keys"
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    revoked: bool
+    replacement: str | None
+
+
+class Keys:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    async def reload(self, uow: UnitOfWork) -> None:
+        self.rt.keyring.load(await uow.keys.all())
+        await uow.release()
+
+    async def ensure_signer(self, uow: UnitOfWork) -> str | None:
+        """At first start, create a key that signs at once (no cache can hold an older JWKS)."""
+        await uow.locks.hold(_LOCK)
+        self.rt.keyring.load(await uow.keys.all())
+        now = self.rt.clock.now()
+        if self.rt.keyring.has_signer(now):
+            await uow.release()
+            return None
+        kid = self._add(uow, activate_in=0, note="first key")
+        await uow.commit()
+        await self.reload(uow)
+        return kid
+
+    async def rotate(self, uow: UnitOfWork, *, activate_in: int | None = None) -> str:
+        """Publish a new key now; it starts signing once JWKS caches have seen it.
+
+        The key it replaces stays published until the last token it signed has expired.
+        """
+        await uow.locks.hold(_LOCK)
+        delay = self.rt.settings.jwks_max_age if activate_in is None else activate_in
+        kid = self._add(uow, activate_in=delay, note="rotation")
+        await uow.commit()
+        await self.reload(uow)
+        return kid
+
+    async def revoke(self, uow: UnitOfWork, kid: str) -> Revocation:
+        """Drop a key at once; tokens it signed stop working. A revoked signer is replaced."""
+        await uow.locks.hold(_LOCK)
+        revoked = await uow.keys.revoke(kid, self.rt.clock.now())
+        self.rt.keyring.load(await uow.keys.all())
+        replacement = None
+        if not self.rt.keyring.has_signer(self.rt.clock.now()):
+            replacement = self._add(uow, activate_in=0, note=f"replaces revoked {kid}")
+        await uow.commit()
+        await self.reload(uow)
+        return Revocation(revoked=revoked, replacement=replacement)
+
+    async def states(self, uow: UnitOfWork) -> list[KeyState]:
+        await self.reload(uow)
+        return self.rt.keyring.states(self.rt.clock.now())
+
+    def _add(self, uow: UnitOfWork, *, activate_in: int, note: str) -> str:
+        now = self.rt.clock.now()
+        key = generate_key(self.rt.settings.jwt_algorithm, self.rt.secret)
+        uow.keys.add(
+            key, created_at=now, activates_at=now + timedelta(seconds=activate_in), note=note
+        )
+        return key.kid

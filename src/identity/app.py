@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         try:
             async with asyncio.timeout(READY_TIMEOUT), container.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
-        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        except Exception as exc:  # any failure means "not ready"
             log.warning("not ready: database unreachable (%s)", type(exc).__name__)
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
         return JSONResponse({"status": "ok", "database": "ok"})

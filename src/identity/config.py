@@ -95,9 +95,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_rules(self) -> Settings:
-        if self.env is Env.PRODUCTION:
-            if self.secret_key is None:
-                raise ValueError("IDENTITY_SECRET_KEY is required in production")
+        if self.env is Env.PRODUCTION and self.secret_key is None:
+            raise ValueError("IDENTITY_SECRET_KEY is required in production")
         if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("IDENTITY_SECRET_KEY must be at least 32 characters")
         return self

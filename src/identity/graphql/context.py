@@ -80,7 +80,9 @@ class Context:
             raise unauthenticated("The access token is invalid, expired or revoked.") from None
         self.loaders.roles_by_user.prime(principal.user_id, principal.roles)
         for role in principal.roles:
-            self.loaders.permissions_by_role.prime(role.id, principal.role_permissions.get(role.id, []))
+            self.loaders.permissions_by_role.prime(
+                role.id, principal.role_permissions.get(role.id, [])
+            )
         return principal
 
     @asynccontextmanager

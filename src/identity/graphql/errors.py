@@ -15,7 +15,9 @@ from strawberry.types.union import StrawberryUnion
 from identity.services import errors as domain
 
 
-@strawberry.interface(description="Something the client can fix or wait out; `message` is for people.")
+@strawberry.interface(
+    description="Something the client can fix or wait out; `message` is for people."
+)
 class Error:
     message: str
 
@@ -67,7 +69,9 @@ class NotFound(Error):
     pass
 
 
-@strawberry.type(description="The last active admin cannot lose the role, be deactivated or deleted.")
+@strawberry.type(
+    description="The last active admin cannot lose the role, be deactivated or deleted."
+)
 class LastAdmin(Error):
     pass
 
@@ -109,7 +113,7 @@ class DomainErrors(FieldExtension):
         union = field.type
         if not isinstance(union, StrawberryUnion):
             raise TypeError(f"{field.python_name}: DomainErrors needs a union result type")
-        self.members: set[type[Any]] = set()
+        self.members: set[object] = set()
         for member in union.types:
             definition = getattr(member, "__strawberry_definition__", None)
             if isinstance(definition, StrawberryObjectDefinition):

@@ -130,7 +130,9 @@ class Schema(strawberry.Schema):
         # Expected errors (validation, UNAUTHENTICATED, ...) are answers, not incidents.
         for error in errors:
             if is_unexpected(error):
-                request_id = getattr(getattr(execution_context, "context", None), "request_id", None)
+                request_id = getattr(
+                    getattr(execution_context, "context", None), "request_id", None
+                )
                 log.error(
                     "unexpected error in %s (request %s)",
                     ".".join(str(p) for p in error.path or ()) or "operation",

@@ -22,7 +22,9 @@ class Permission:
         return cls(code=row.code, description=row.description)
 
 
-@strawberry.type(description="A named set of permissions. System roles cannot be renamed or deleted.")
+@strawberry.type(
+    description="A named set of permissions. System roles cannot be renamed or deleted."
+)
 class Role:
     id: strawberry.ID
     name: str

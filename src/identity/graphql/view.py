@@ -30,13 +30,18 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self.container = container
 
-    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
-        assert isinstance(request, Request) and isinstance(response, Response)
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        assert isinstance(request, Request)
+        assert isinstance(response, Response)
         return Context(request, response, self.container)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # Typed headers (an Authorization token) stay in memory, not in localStorage.
-        html = self.graphql_ide_html.replace("shouldPersistHeaders: true", "shouldPersistHeaders: false")
+        html = self.graphql_ide_html.replace(
+            "shouldPersistHeaders: true", "shouldPersistHeaders: false"
+        )
         return HTMLResponse(html)
 
     def encode_json(self, data: object) -> bytes:

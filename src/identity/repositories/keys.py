@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.db.models import SigningKey
+from identity.repositories import rowcount
 from identity.security.jwt import NewKey, StoredKey
 
 
@@ -16,7 +17,9 @@ class KeyRepository:
         self.db = db
 
     async def all(self) -> list[StoredKey]:
-        rows = (await self.db.execute(select(SigningKey).order_by(SigningKey.activates_at))).scalars()
+        rows = (
+            await self.db.execute(select(SigningKey).order_by(SigningKey.activates_at))
+        ).scalars()
         return [
             StoredKey(
                 kid=row.kid,
@@ -49,4 +52,4 @@ class KeyRepository:
             .where(SigningKey.kid == kid, SigningKey.revoked_at.is_(None))
             .values(revoked_at=now)
         )
-        return bool((await self.db.execute(stmt)).rowcount)
+        return bool(await rowcount(self.db, stmt))

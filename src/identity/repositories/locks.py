@@ -22,5 +22,5 @@ class LockRepository:
         PostgreSQL: an advisory lock shared by every instance. SQLite: write transactions
         begin IMMEDIATE (see db.engine), which already serializes them.
         """
-        if self.db.bind.dialect.name == "postgresql":
+        if self.db.get_bind().dialect.name == "postgresql":
             await self.db.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id(name)})

@@ -10,6 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.db.models import Permission, Role, RolePermission, UserRole
+from identity.repositories import rowcount
 
 
 class RoleRepository:
@@ -39,7 +40,7 @@ class RoleRepository:
 
     async def take(self, user_id: uuid.UUID, role_id: uuid.UUID) -> bool:
         stmt = delete(UserRole).where(UserRole.user_id == user_id, UserRole.role_id == role_id)
-        return bool((await self.db.execute(stmt)).rowcount)
+        return bool(await rowcount(self.db, stmt))
 
     async def roles_of_users(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Role]]:
         stmt = (
@@ -49,7 +50,7 @@ class RoleRepository:
             .order_by(Role.name)
         )
         result: dict[uuid.UUID, list[Role]] = defaultdict(list)
-        for user_id, role in (await self.db.execute(stmt)).tuples():
+        for user_id, role in (await self.db.execute(stmt)).all():
             result[user_id].append(role)
         return result
 
@@ -63,6 +64,6 @@ class RoleRepository:
             .order_by(Permission.code)
         )
         result: dict[uuid.UUID, list[Permission]] = defaultdict(list)
-        for role_id, permission in (await self.db.execute(stmt)).tuples():
+        for role_id, permission in (await self.db.execute(stmt)).all():
             result[role_id].append(permission)
         return result

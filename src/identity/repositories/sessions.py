@@ -10,6 +10,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.db.models import Permission, Role, RolePermission, Session, SigningKey, User, UserRole
+from identity.repositories import rowcount
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ class SessionRepository:
             .where(Session.id == session_id, Session.revoked_at.is_(None))
             .values(revoked_at=now, revoked_reason=reason)
         )
-        return bool((await self.db.execute(stmt)).rowcount)
+        return bool(await rowcount(self.db, stmt))
 
     async def revoke_all(
         self, user_id: uuid.UUID, now: datetime, reason: str, *, keep: uuid.UUID | None = None
@@ -66,7 +67,7 @@ class SessionRepository:
         stmt = update(Session).where(Session.user_id == user_id, Session.revoked_at.is_(None))
         if keep is not None:
             stmt = stmt.where(Session.id != keep)
-        return int((await self.db.execute(stmt.values(revoked_at=now, revoked_reason=reason))).rowcount)
+        return await rowcount(self.db, stmt.values(revoked_at=now, revoked_reason=reason))
 
     async def load_principal(
         self, *, session_id: uuid.UUID, user_id: uuid.UUID, kid: str, now: datetime
@@ -92,7 +93,7 @@ class SessionRepository:
                 exists().where(SigningKey.kid == kid, SigningKey.revoked_at.is_(None)),
             )
         )
-        rows = (await self.db.execute(stmt)).tuples().all()
+        rows = (await self.db.execute(stmt)).all()
         if not rows:
             return None
         roles: dict[uuid.UUID, Role] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import threading
@@ -75,7 +76,9 @@ class PasswordHasher:
         return Verification(ok=False)
 
     async def hash(self, password: str) -> str:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self.hash_sync, password)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, self.hash_sync, password
+        )
 
     async def verify(self, password_hash: str | None, password: str) -> Verification:
         """Check a password; without a hash (unknown user, no password set) it costs the same."""
@@ -90,10 +93,8 @@ class PasswordHasher:
 
 def _lower_priority() -> None:
     # On Linux, setpriority on a thread id renices that thread only.
-    try:
+    with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (AttributeError, OSError):
-        pass
 
 
 @cache

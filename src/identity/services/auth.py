@@ -55,7 +55,9 @@ class Auth:
             raise InvalidToken()
         return uuid.UUID(bytes=ids[:16]), int.from_bytes(ids[16:], "big")
 
-    def _issue(self, user: User, roles: list[Role], session_id: uuid.UUID, counter: int) -> AuthResult:
+    def _issue(
+        self, user: User, roles: list[Role], session_id: uuid.UUID, counter: int
+    ) -> AuthResult:
         access = self.rt.keyring.sign(
             sub=user.id, sid=session_id, roles=[r.name for r in roles], now=self.rt.clock.now()
         )
@@ -149,7 +151,9 @@ class Auth:
             raise InvalidToken()
         grace = timedelta(seconds=self.rt.settings.refresh_reuse_grace)
         current = session.refresh_counter == counter
-        just_rotated = session.refresh_counter == counter + 1 and now - session.refreshed_at <= grace
+        just_rotated = (
+            session.refresh_counter == counter + 1 and now - session.refreshed_at <= grace
+        )
         if not (current or just_rotated):
             await self._reuse_detected(uow, session, now)
             raise InvalidToken()

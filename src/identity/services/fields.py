@@ -16,4 +16,4 @@ class Unset(enum.Enum):
 
 
 UNSET = Unset.UNSET
-Maybe: TypeAlias = T | None | Literal[Unset.UNSET]
+Maybe: TypeAlias = T | Literal[Unset.UNSET] | None

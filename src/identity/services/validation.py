@@ -1,4 +1,4 @@
-"""Input rules shared by the use cases. Collects every problem, so a client sees them all at once."""
+"""Input rules shared by the use cases; every problem is collected, so a client sees them all."""
 
 from __future__ import annotations
 

@@ -62,9 +62,7 @@ class AccountMutations:
             )
         return UpdateMeSuccess(user=User.from_row(user))
 
-    @mutation(
-        "Change your password; your other sessions end. Requires a signed-in user."
-    )
+    @mutation("Change your password; your other sessions end. Requires a signed-in user.")
     async def change_password(
         self, info: GraphQLInfo, input: ChangePasswordInput
     ) -> ChangePasswordResult:

@@ -112,7 +112,9 @@ class AuthMutations:
         return auth_payload(context, result)
 
     @mutation("Trade a refresh token for new tokens; the refresh token is rotated.")
-    async def refresh_token(self, info: GraphQLInfo, input: RefreshTokenInput) -> RefreshTokenResult:
+    async def refresh_token(
+        self, info: GraphQLInfo, input: RefreshTokenInput
+    ) -> RefreshTokenResult:
         context = info.context
         async with context.unit_of_work() as uow:
             result = await context.container.auth.refresh(uow, input.refresh_token)

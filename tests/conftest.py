@@ -1,0 +1,308 @@
+"""Fixtures: a real database per backend (SQLite and PostgreSQL), the app over HTTP, a clock.
+
+Every test that uses `client` runs once on SQLite and once on PostgreSQL. PostgreSQL comes
+from IDENTITY_TEST_POSTGRES (default postgresql://postgres@127.0.0.1:5432/postgres); each
+test session creates its own database there and drops it at the end. Without a reachable
+server the PostgreSQL runs are skipped, and said so, unless IDENTITY_TEST_REQUIRE_POSTGRES=1
+(as in CI), which makes that an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import delete, func, select, text
+from starlette.applications import Starlette
+
+from identity.app import create_app
+from identity.clock import FrozenClock
+from identity.config import Settings
+from identity.container import Container
+from identity.db import migrate, models
+
+POSTGRES_ADMIN = os.environ.get(
+    "IDENTITY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_POSTGRES = os.environ.get("IDENTITY_TEST_REQUIRE_POSTGRES") == "1"
+SECRET = "test-secret-" + "x" * 40
+PASSWORD = "correct horse battery staple"
+
+_postgres_problem: str | None = None
+
+
+def _check_postgres() -> str | None:
+    async def probe() -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN, timeout=3)
+        await connection.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _postgres_problem
+    _postgres_problem = _check_postgres()
+    if _postgres_problem and REQUIRE_POSTGRES:
+        raise pytest.UsageError(
+            f"IDENTITY_TEST_REQUIRE_POSTGRES=1 but PostgreSQL at {POSTGRES_ADMIN} is not "
+            f"reachable ({_postgres_problem})"
+        )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _postgres_problem:
+        terminalreporter.write_line(
+            f"PostgreSQL tests were SKIPPED: no server at {POSTGRES_ADMIN} ({_postgres_problem}). "
+            "Only SQLite was tested.",
+            yellow=True,
+            bold=True,
+        )
+
+
+@dataclass(frozen=True)
+class Database:
+    backend: str
+    url: str
+
+
+async def create_postgres_database() -> tuple[str, str]:
+    name = f"identity_test_{uuid.uuid4().hex[:12]}"
+    connection = await asyncpg.connect(POSTGRES_ADMIN)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    base = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return name, f"{base}/{name}"
+
+
+async def drop_postgres_database(name: str) -> None:
+    connection = await asyncpg.connect(POSTGRES_ADMIN)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+async def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Database]:
+    if request.param == "postgresql":
+        if _postgres_problem:
+            pytest.skip(f"PostgreSQL not reachable: {_postgres_problem}")
+        name, url = await create_postgres_database()
+        try:
+            await asyncio.to_thread(migrate.upgrade, url)
+            yield Database("postgresql", url)
+        finally:
+            await drop_postgres_database(name)
+    else:
+        path = tmp_path_factory.mktemp("sqlite") / "identity.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        await asyncio.to_thread(migrate.upgrade, url)
+        yield Database("sqlite", url)
+
+
+def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "secret_key": SECRET,
+        "secret_key_file": tmp_path / "secret",
+        "auto_migrate": False,
+        # Cheap hashing keeps the suite fast; the default parameters have their own test.
+        "argon2_memory_cost": 1024,
+        "argon2_time_cost": 1,
+        "password_hash_concurrency": 2,
+        "public_url": "http://testserver",
+        "database_pool_size": 5,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Override in a test module (or with pytest.mark.parametrize) to change settings."""
+    return {}
+
+
+@pytest.fixture
+def settings(database: Database, tmp_path: Path, settings_overrides: dict[str, Any]) -> Settings:
+    return make_settings(database.url, tmp_path, **settings_overrides)
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: FrozenClock) -> AsyncIterator[Starlette]:
+    application = create_app(settings, clock=clock)
+    async with application.router.lifespan_context(application):
+        yield application
+    await reset_database(settings)
+
+
+@pytest.fixture
+def container(app: Starlette) -> Container:
+    result: Container = app.state.container
+    return result
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 5555))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+async def reset_database(settings: Settings) -> None:
+    """Back to the migrated state: seeded roles and permissions, nothing else."""
+    container = Container.create(settings)
+    try:
+        async with container.writes() as db:
+            for table in reversed(models.Base.metadata.sorted_tables):
+                if table.name in ("permissions", "roles", "role_permissions"):
+                    continue
+                await db.execute(delete(table))
+            await db.execute(delete(models.Role).where(models.Role.is_system.is_(False)))
+            await db.execute(delete(models.RolePermission))
+            admin = await db.scalar(select(models.Role.id).where(models.Role.name == "admin"))
+            codes = (await db.execute(select(models.Permission.code))).scalars().all()
+            db.add_all(models.RolePermission(role_id=admin, permission_code=c) for c in codes)
+            await db.commit()
+    finally:
+        await container.close()
+
+
+# Helpers --------------------------------------------------------------------------------
+
+
+class GraphQLClient:
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def __call__(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        expect_errors: bool = False,
+    ) -> dict[str, Any]:
+        all_headers = dict(headers or {})
+        if token is not None:
+            all_headers["Authorization"] = f"Bearer {token}"
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=all_headers
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        if not expect_errors:
+            assert "errors" not in body, body["errors"]
+        return body
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient) -> GraphQLClient:
+    return GraphQLClient(client)
+
+
+REGISTER = """
+mutation Register($input: RegisterInput!) {
+  register(input: $input) {
+    __typename
+    ... on RegisterSuccess { user { id email firstName lastName isVerified roles { name } } }
+    ... on ValidationError { message fields { field code message } }
+    ... on Error { message }
+  }
+}
+"""
+
+LOGIN = """
+mutation Login($input: LoginInput!) {
+  login(input: $input) {
+    __typename
+    ... on AuthPayload { accessToken refreshToken tokenType expiresIn user { id email } }
+    ... on ValidationError { fields { field code } }
+    ... on Error { message }
+  }
+}
+"""
+
+
+@dataclass
+class SignedIn:
+    user_id: str
+    email: str
+    access_token: str
+    refresh_token: str
+
+
+async def register(
+    gql: GraphQLClient, email: str = "ann@example.com", password: str = PASSWORD, **names: str
+) -> dict[str, Any]:
+    data = {
+        "email": email,
+        "password": password,
+        "firstName": names.get("first_name", "Ann"),
+        "lastName": names.get("last_name", "Lee"),
+    }
+    result = (await gql(REGISTER, {"input": data}))["data"]["register"]
+    assert result["__typename"] == "RegisterSuccess", result
+    user: dict[str, Any] = result["user"]
+    return user
+
+
+async def login(
+    gql: GraphQLClient, email: str = "ann@example.com", password: str = PASSWORD
+) -> SignedIn:
+    result = (await gql(LOGIN, {"input": {"email": email, "password": password}}))["data"]["login"]
+    assert result["__typename"] == "AuthPayload", result
+    return SignedIn(
+        user_id=result["user"]["id"],
+        email=result["user"]["email"],
+        access_token=result["accessToken"],
+        refresh_token=result["refreshToken"],
+    )
+
+
+async def signed_up(gql: GraphQLClient, email: str = "ann@example.com") -> SignedIn:
+    await register(gql, email)
+    return await login(gql, email)
+
+
+async def row_counts(container: Container) -> dict[str, int]:
+    """How many rows each table holds: for "nothing changed" assertions."""
+    counts = {}
+    async with container.reads() as db:
+        for table in models.Base.metadata.sorted_tables:
+            counts[table.name] = int(await db.scalar(select(func.count()).select_from(table)) or 0)
+    return counts
+
+
+async def scalar(container: Container, sql: str, **params: Any) -> Any:
+    async with container.reads() as db:
+        return await db.scalar(text(sql), params)
+
+
+@pytest.fixture
+def artifacts_dir() -> Iterator[Path]:
+    path = Path(os.environ.get("IDENTITY_TEST_ARTIFACTS", "test-artifacts"))
+    path.mkdir(parents=True, exist_ok=True)
+    yield path

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -302,7 +302,7 @@ async def scalar(container: Container, sql: str, **params: Any) -> Any:
 
 
 @pytest.fixture
-def artifacts_dir() -> Iterator[Path]:
+def artifacts_dir() -> Path:
     path = Path(os.environ.get("IDENTITY_TEST_ARTIFACTS", "test-artifacts"))
     path.mkdir(parents=True, exist_ok=True)
-    yield path
+    return path

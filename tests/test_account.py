@@ -108,7 +108,9 @@ async def test_change_password_with_wrong_current_changes_nothing(
     laptop = await signed_up(gql)
     phone = await login(gql)
     stored = await scalar(container, "SELECT password_hash FROM users")
-    variables = {"input": {"currentPassword": "not my password", "newPassword": "another fine passphrase"}}
+    variables = {
+        "input": {"currentPassword": "not my password", "newPassword": "another fine passphrase"}
+    }
     result = await gql(CHANGE_PASSWORD, variables, token=laptop.access_token)
     assert result["data"]["changePassword"]["__typename"] == "InvalidCredentials"
     assert await scalar(container, "SELECT password_hash FROM users") == stored
@@ -116,7 +118,8 @@ async def test_change_password_with_wrong_current_changes_nothing(
 
 
 @pytest.mark.parametrize(
-    ("new", "code"), [("short", "too_short"), ("password1234", "too_common"), ("y" * 129, "too_long")]
+    ("new", "code"),
+    [("short", "too_short"), ("password1234", "too_common"), ("y" * 129, "too_long")],
 )
 async def test_change_password_refuses_weak_new_password(
     gql: GraphQLClient, container: Container, new: str, code: str

@@ -23,7 +23,9 @@ from tests.conftest import (
 ME = "{ me { id email firstName lastName isActive isVerified roles { name } permissions lastLoginAt createdAt } }"
 
 
-async def test_register_creates_user_with_user_role(gql: GraphQLClient, container: Container) -> None:
+async def test_register_creates_user_with_user_role(
+    gql: GraphQLClient, container: Container
+) -> None:
     user = await register(gql, "  Ann.Lee@Example.COM ", first_name=" Ann ", last_name="Lee")
     assert user["email"] == "ann.lee@example.com"
     assert user["firstName"] == "Ann"
@@ -35,7 +37,9 @@ async def test_register_creates_user_with_user_role(gql: GraphQLClient, containe
     assert PASSWORD not in stored
 
 
-async def test_register_same_email_any_case_is_refused(gql: GraphQLClient, container: Container) -> None:
+async def test_register_same_email_any_case_is_refused(
+    gql: GraphQLClient, container: Container
+) -> None:
     await register(gql, "ann@example.com")
     before = await row_counts(container)
     data = {"email": "ANN@example.com", "password": PASSWORD, "firstName": "A", "lastName": "B"}
@@ -72,7 +76,9 @@ async def test_register_refuses_weak_passwords(
     data = {"email": "ann@example.com", "password": password, "firstName": "A", "lastName": "B"}
     result = (await gql(REGISTER, {"input": data}))["data"]["register"]
     assert result["__typename"] == "ValidationError"
-    assert result["fields"] == [{"field": "password", "code": code, "message": result["fields"][0]["message"]}]
+    assert result["fields"] == [
+        {"field": "password", "code": code, "message": result["fields"][0]["message"]}
+    ]
     assert await scalar(container, "SELECT count(*) FROM users") == 0
 
 
@@ -84,7 +90,7 @@ async def test_password_is_nfkc_normalized(gql: GraphQLClient) -> None:
 
 async def test_login_returns_tokens_and_me_reads_them(gql: GraphQLClient) -> None:
     await register(gql)
-    result = (await gql(LOGIN, {"input": {"email": "ANN@example.com", "password": PASSWORD}}))
+    result = await gql(LOGIN, {"input": {"email": "ANN@example.com", "password": PASSWORD}})
     payload = result["data"]["login"]
     assert payload["__typename"] == "AuthPayload"
     assert payload["tokenType"] == "Bearer"
@@ -118,8 +124,8 @@ async def test_wrong_password_and_unknown_email_look_the_same(
     gql: GraphQLClient, container: Container
 ) -> None:
     await register(gql)
-    wrong = (await gql(LOGIN, {"input": {"email": "ann@example.com", "password": "wrong password!"}}))
-    unknown = (await gql(LOGIN, {"input": {"email": "bob@example.com", "password": PASSWORD}}))
+    wrong = await gql(LOGIN, {"input": {"email": "ann@example.com", "password": "wrong password!"}})
+    unknown = await gql(LOGIN, {"input": {"email": "bob@example.com", "password": PASSWORD}})
     assert wrong == unknown
     assert wrong["data"]["login"]["__typename"] == "InvalidCredentials"
     assert await scalar(container, "SELECT count(*) FROM sessions") == 0
@@ -153,8 +159,13 @@ async def test_login_for_unknown_email_still_verifies_a_hash(
     ],
 )
 async def test_login_refuses_malformed_input_before_hashing(
-    gql: GraphQLClient, container: Container, monkeypatch: pytest.MonkeyPatch,
-    email: str, password: str, field: str, code: str,
+    gql: GraphQLClient,
+    container: Container,
+    monkeypatch: pytest.MonkeyPatch,
+    email: str,
+    password: str,
+    field: str,
+    code: str,
 ) -> None:
     async def fail(*_: object) -> None:
         raise AssertionError("a password was hashed")

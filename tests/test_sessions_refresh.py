@@ -177,7 +177,9 @@ async def test_logout_ends_only_that_session(gql: GraphQLClient) -> None:
     assert (await refresh(gql, laptop.refresh_token))["__typename"] == "AuthPayload"
 
 
-async def test_logout_with_garbage_changes_nothing(gql: GraphQLClient, container: Container) -> None:
+async def test_logout_with_garbage_changes_nothing(
+    gql: GraphQLClient, container: Container
+) -> None:
     await signed_up(gql)
     before = await row_counts(container)
     result = (await gql(LOGOUT, {"token": "nonsense"}))["data"]["logout"]

@@ -1,0 +1,73 @@
+"""Migrations: an empty database upgrades to head, matches the models, downgrades to base."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from identity.db import migrate
+from identity.db.models import Base
+from tests.conftest import Database, create_postgres_database, drop_postgres_database
+
+
+@pytest.fixture
+async def empty_database(database: Database, tmp_path: Path) -> AsyncIterator[str]:
+    """A database of the same backend as `database`, but new and empty."""
+    if database.backend == "postgresql":
+        name, url = await create_postgres_database()
+        try:
+            yield url
+        finally:
+            await drop_postgres_database(name)
+    else:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+
+
+async def _diff_and_tables(url: str) -> tuple[list[object], set[str]]:
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+
+            def inspect_sync(sync):  # type: ignore[no-untyped-def]
+                context = MigrationContext.configure(sync, opts={"compare_type": True})
+                return compare_metadata(context, Base.metadata), set(
+                    inspect(sync).get_table_names()
+                )
+
+            return await connection.run_sync(inspect_sync)
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_matches_models_and_downgrade_empties(empty_database: str) -> None:
+    await asyncio.to_thread(migrate.upgrade, empty_database)
+    diff, tables = await _diff_and_tables(empty_database)
+    assert diff == []
+    assert set(Base.metadata.tables) <= tables
+
+    await asyncio.to_thread(migrate.downgrade, empty_database, "base")
+    _, tables = await _diff_and_tables(empty_database)
+    assert tables <= {"alembic_version"}
+
+    await asyncio.to_thread(migrate.upgrade, empty_database)  # and back up again
+    diff, _ = await _diff_and_tables(empty_database)
+    assert diff == []
+
+
+async def test_check_migrated_reports_an_empty_database(empty_database: str) -> None:
+    engine = create_async_engine(empty_database, poolclass=NullPool)
+    try:
+        with pytest.raises(migrate.NotMigrated, match="identity migrate"):
+            await migrate.check_migrated(engine)
+        await asyncio.to_thread(migrate.upgrade, empty_database)
+        await migrate.check_migrated(engine)
+    finally:
+        await engine.dispose()

@@ -61,6 +61,15 @@ def clean_env(**values: str) -> dict[str, str]:
         ({"IDENTITY_ENV": "production"}, "IDENTITY_SECRET_KEY"),
         ({"IDENTITY_DATABASE_URL": "mysql://x"}, "IDENTITY_DATABASE_URL"),
         ({"IDENTITY_JWT_ALGORITHM": "HS256"}, "IDENTITY_JWT_ALGORITHM"),
+        (
+            {"IDENTITY_ENV": "production", "IDENTITY_SECRET_KEY": SECRET},
+            "IDENTITY_MAIL_URL",  # the console transport is refused in production
+        ),
+        (
+            {"IDENTITY_PASSWORD_RESET_URL": "https://app/reset?token={token}"},
+            "IDENTITY_PASSWORD_RESET_URL",
+        ),
+        ({"IDENTITY_MAIL_URL": "pigeon://coop"}, "IDENTITY_MAIL_URL"),
     ],
 )
 def test_bad_configuration_fails_with_one_line(
@@ -164,6 +173,7 @@ def test_production_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None
     env = clean_env(
         IDENTITY_ENV="production",
         IDENTITY_SECRET_KEY=SECRET,
+        IDENTITY_MAIL_URL=f"file://{tmp_path / 'mail'}",
         IDENTITY_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'new.db'}",
     )
     result = run(["serve", "--port", "0"], env, cwd=tmp_path)

@@ -37,7 +37,9 @@ async def _diff_and_tables(url: str) -> tuple[list[object], set[str]]:
         async with engine.connect() as connection:
 
             def inspect_sync(sync):  # type: ignore[no-untyped-def]
-                context = MigrationContext.configure(sync, opts={"compare_type": True})
+                context = MigrationContext.configure(
+                    sync, opts={"compare_type": True, "include_object": migrate.include_object}
+                )
                 return compare_metadata(context, Base.metadata), set(
                     inspect(sync).get_table_names()
                 )

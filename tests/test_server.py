@@ -188,7 +188,11 @@ def test_development_serve_on_a_new_sqlite_file_migrates_and_generates_a_secret(
 
 
 def test_production_serve_after_migrate_hides_graphiql_and_introspection(tmp_path: Path) -> None:
-    env = server_env(f"sqlite+aiosqlite:///{tmp_path / 'prod.db'}", IDENTITY_ENV="production")
+    env = server_env(
+        f"sqlite+aiosqlite:///{tmp_path / 'prod.db'}",
+        IDENTITY_ENV="production",
+        IDENTITY_MAIL_URL=f"file://{tmp_path / 'mail'}",
+    )
     subprocess.run(
         [sys.executable, "-m", "identity", "migrate"], env=env, check=True, capture_output=True
     )

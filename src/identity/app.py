@@ -54,13 +54,20 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await startup(container)
-        reloader = asyncio.create_task(_reload_keys(container), name="identity-key-reload")
+        tasks = [
+            asyncio.create_task(_reload_keys(container), name="identity-key-reload"),
+            asyncio.create_task(
+                container.mail.run(container.mail_wakeup), name="identity-mail-sender"
+            ),
+        ]
         try:
             yield
         finally:
-            reloader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reloader
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await container.close()
 
     app = Starlette(

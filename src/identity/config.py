@@ -74,6 +74,22 @@ class Settings(BaseSettings):
 
     cors_origins: Annotated[list[str], NoDecode] = []
 
+    # Mail
+    mail_url: str | None = None
+    mail_from: str = "identity <no-reply@localhost>"
+    product_name: str = "identity"
+    mail_templates_dir: Path | None = None
+    mail_poll_interval: float = Field(default=2.0, gt=0)
+    mail_max_attempts: int = Field(default=12, ge=1)
+    notify_new_sign_in: bool = False
+    password_reset_url: str = "{public_url}/reset-password#token={token}"
+    verify_email_url: str = "{public_url}/verify-email#token={token}"
+    confirm_email_change_url: str = "{public_url}/confirm-email-change#token={token}"
+    password_reset_ttl: int = Field(default=30 * 60, ge=60)
+    verify_email_ttl: int = Field(default=24 * 3600, ge=60)
+    email_change_ttl: int = Field(default=24 * 3600, ge=60)
+    invitation_ttl: int = Field(default=7 * 24 * 3600, ge=60)
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _lists(cls, value: object) -> object:
@@ -84,6 +100,27 @@ class Settings(BaseSettings):
     def _database_url(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("use sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db")
+        return value
+
+    @field_validator("password_reset_url", "verify_email_url", "confirm_email_change_url")
+    @classmethod
+    def _link_template(cls, value: str) -> str:
+        fragment = value.partition("#")[2]
+        if "{token}" not in fragment:
+            raise ValueError(
+                "must carry {token} in the fragment, e.g. https://app/reset#token={token}"
+            )
+        return value
+
+    @field_validator("mail_url")
+    @classmethod
+    def _mail_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(
+            ("console:", "file://", "smtp://", "smtps://")
+        ):
+            raise ValueError(
+                "use console:, file:///path/to/dir, smtp://user:pass@host:port or smtps://…"
+            )
         return value
 
     @field_validator("public_url")
@@ -97,6 +134,11 @@ class Settings(BaseSettings):
     def _production_rules(self) -> Settings:
         if self.env is Env.PRODUCTION and self.secret_key is None:
             raise ValueError("IDENTITY_SECRET_KEY is required in production")
+        if self.env is Env.PRODUCTION and (self.mail_url or "console:").startswith("console:"):
+            raise ValueError(
+                "IDENTITY_MAIL_URL: the console transport is for development; "
+                "set smtp://…, smtps://… or file:///… in production"
+            )
         if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("IDENTITY_SECRET_KEY must be at least 32 characters")
         return self
@@ -116,6 +158,10 @@ class Settings(BaseSettings):
     @property
     def migrate_on_start(self) -> bool:
         return self.auto_migrate if self.auto_migrate is not None else not self.is_production
+
+    @property
+    def mail_transport(self) -> str:
+        return self.mail_url or "console:"
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from identity.clock import Clock, SystemClock
 from identity.config import Settings
 from identity.db.engine import create_engine, create_sessionmaker
+from identity.mail.render import Renderer
+from identity.mail.transports import create_mailer
 from identity.services.accounts import Accounts
 from identity.services.admin import Admin
 from identity.services.auth import Auth
 from identity.services.keys import Keys
+from identity.services.mail import MailDelivery
+from identity.services.principal import ClientInfo
+from identity.services.recovery import Recovery
 from identity.services.runtime import Runtime
+from identity.services.tokens import OneTimeTokens
 from identity.services.uow import UnitOfWork
 
 
@@ -28,34 +35,70 @@ class Container:
     runtime: Runtime
     auth: Auth
     accounts: Accounts
+    recovery: Recovery
     admin: Admin
     keys: Keys
+    tokens: OneTimeTokens
+    mail: MailDelivery
+    # Set when a committed unit of work queued mail: the sender wakes up at once.
+    mail_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def create(cls, settings: Settings, *, clock: Clock | None = None) -> Container:
         engine = create_engine(settings)
         runtime = Runtime.create(settings, clock or SystemClock())
+        tokens = OneTimeTokens(runtime)
+        recovery = Recovery(runtime, tokens)
+        writes = create_sessionmaker(engine, write=True)
+        renderer = Renderer(
+            sender=settings.mail_from,
+            product_name=settings.product_name,
+            override_dir=settings.mail_templates_dir,
+        )
+
+        @asynccontextmanager
+        async def delivery_unit() -> AsyncIterator[UnitOfWork]:
+            async with writes() as db:
+                uow = UnitOfWork(db, runtime.clock)
+                try:
+                    yield uow
+                finally:
+                    await uow.rollback()
+
         return cls(
             settings=settings,
             engine=engine,
             reads=create_sessionmaker(engine),
-            writes=create_sessionmaker(engine, write=True),
+            writes=writes,
             runtime=runtime,
             auth=Auth(runtime),
-            accounts=Accounts(runtime),
-            admin=Admin(runtime),
+            accounts=Accounts(runtime, recovery),
+            recovery=recovery,
+            admin=Admin(runtime, tokens),
             keys=Keys(runtime),
+            tokens=tokens,
+            mail=MailDelivery(
+                runtime, tokens, create_mailer(settings.mail_transport), renderer, delivery_unit
+            ),
         )
 
     @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+    async def unit_of_work(self, client: ClientInfo | None = None) -> AsyncIterator[UnitOfWork]:
         """A transaction for one use case; rolled back unless the service committed."""
         async with self.writes() as db:
-            uow = UnitOfWork(db)
+            uow = UnitOfWork(db, self.runtime.clock, client)
             try:
                 yield uow
             finally:
                 await uow.rollback()
+                if uow.committed and uow.outbox.queued:
+                    self.mail_wakeup.set()
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[UnitOfWork]:
+        """Repositories on a read-only session (queries)."""
+        async with self.reads() as db:
+            yield UnitOfWork(db, self.runtime.clock)
 
     async def close(self) -> None:
         self.runtime.hasher.close()

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
@@ -16,6 +17,8 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    func,
+    literal_column,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -60,6 +63,17 @@ class User(Base):
     )
 
     __table_args__ = (Index("ix_users_created_at_id", "created_at", "id"),)
+
+
+# Indexes that exist only in the migrations: a trigram GIN index needs a PostgreSQL
+# extension and an operator class that the models cannot express portably.
+MIGRATION_ONLY_INDEXES = frozenset({"ix_users_search_trgm"})
+
+
+def user_search_text() -> ColumnElement[str]:
+    """What `users(filter: {search})` matches; the trigram index is built on this expression."""
+    space: ColumnElement[str] = literal_column("' '")
+    return func.lower(User.email + space + User.first_name + space + User.last_name)
 
 
 class Permission(Base):
@@ -147,3 +161,68 @@ class SigningKey(Base):
     activates_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class AuditEvent(Base):
+    """A security-relevant event. Ids are kept, not foreign keys: events outlive their users."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    action: Mapped[str] = mapped_column(String(64))
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (
+        Index("ix_audit_events_occurred_at_id", "occurred_at", "id"),
+        Index("ix_audit_events_action_occurred_at", "action", "occurred_at"),
+    )
+
+
+class OneTimeToken(Base):
+    """A password-reset, verification, email-change or invitation token.
+
+    Only the id is stored; the token is derived from it and the secret (see security.derive).
+    """
+
+    __tablename__ = "one_time_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    # What the token stands for beyond its purpose: the new address of an email change.
+    payload: Mapped[str | None] = mapped_column(String(EMAIL_MAX))
+
+
+class OutboxMessage(Base):
+    """A mail to send, written in the same transaction as the change that causes it.
+
+    It never holds a usable token: `token_id` lets the sender re-derive the link.
+    """
+
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    template: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str] = mapped_column(String(EMAIL_MAX))
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    token_id: Mapped[uuid.UUID | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_outbox_messages_pending", "sent_at", "failed_at", "next_attempt_at"),
+    )

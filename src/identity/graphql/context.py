@@ -38,7 +38,7 @@ class Context:
 
     @cached_property
     def loaders(self) -> Loaders:
-        return Loaders(self.container.reads)
+        return Loaders(self.container.reads, self.container.runtime.clock)
 
     @cached_property
     def client(self) -> ClientInfo:
@@ -62,6 +62,13 @@ class Context:
         if self._principal is None:
             self._principal = asyncio.ensure_future(self._load_principal())
         return await self._principal
+
+    async def principal_if_any(self) -> Principal | None:
+        """The caller if their token works; None otherwise (for operations open to all)."""
+        try:
+            return await self.principal()
+        except GraphQLError:
+            return None
 
     async def require_principal(self) -> Principal:
         principal = await self.principal()
@@ -87,7 +94,7 @@ class Context:
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
-        async with self.container.unit_of_work() as uow:
+        async with self.container.unit_of_work(self.client) as uow:
             yield uow
 
 

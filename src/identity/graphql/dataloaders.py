@@ -12,17 +12,21 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.dataloader import DataLoader
 
-from identity.db.models import Permission, Role
+from identity.clock import Clock
+from identity.db.models import Permission, Role, Session
 from identity.repositories.roles import RoleRepository
+from identity.repositories.sessions import SessionRepository
 
 
 class Loaders:
-    def __init__(self, reads: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, reads: async_sessionmaker[AsyncSession], clock: Clock) -> None:
         self._reads = reads
+        self._clock = clock
         self.roles_by_user = DataLoader[uuid.UUID, list[Role]](load_fn=self._roles_by_user)
         self.permissions_by_role = DataLoader[uuid.UUID, list[Permission]](
             load_fn=self._permissions_by_role
         )
+        self.sessions_by_user = DataLoader[uuid.UUID, list[Session]](load_fn=self._sessions_by_user)
 
     async def _roles_by_user(self, user_ids: Sequence[uuid.UUID]) -> list[list[Role]]:
         async with self._reads() as db:
@@ -33,3 +37,8 @@ class Loaders:
         async with self._reads() as db:
             found = await RoleRepository(db).permissions_of_roles(role_ids)
         return [found.get(role_id, []) for role_id in role_ids]
+
+    async def _sessions_by_user(self, user_ids: Sequence[uuid.UUID]) -> list[list[Session]]:
+        async with self._reads() as db:
+            found = await SessionRepository(db).live_of_users(user_ids, self._clock.now())
+        return [found.get(user_id, []) for user_id in user_ids]

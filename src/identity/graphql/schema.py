@@ -25,7 +25,10 @@ from strawberry.types import ExecutionContext
 
 from identity.config import Settings
 from identity.graphql.mutations.account import AccountMutations
+from identity.graphql.mutations.admin import AdminMutations
 from identity.graphql.mutations.auth import AuthMutations
+from identity.graphql.mutations.recovery import RecoveryMutations
+from identity.graphql.mutations.roles import RoleMutations
 from identity.graphql.queries import Query
 
 log = logging.getLogger("identity.graphql")
@@ -35,7 +38,7 @@ MAX_TOKENS = 2000
 
 
 @strawberry.type
-class Mutation(AuthMutations, AccountMutations):
+class Mutation(AuthMutations, AccountMutations, RecoveryMutations, AdminMutations, RoleMutations):
     pass
 
 

@@ -6,10 +6,14 @@ import uuid
 from datetime import datetime
 
 import strawberry
+from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from identity.db import models
 from identity.graphql.context import Context
+from identity.graphql.permissions import AnyOf, HasPermission, IsSelf, requires
+from identity.repositories.audit import AuditQuery
+from identity.repositories.users import UserQuery
 
 
 @strawberry.type(description="A permission a role can grant, named `area:action`.")
@@ -73,6 +77,16 @@ class User:
         granted = await loaders.permissions_by_role.load_many([role.id for role in roles])
         return sorted({permission.code for permissions in granted for permission in permissions})
 
+    @strawberry.field(
+        **requires(
+            AnyOf(IsSelf(), HasPermission("users:read")), "The user's live sessions, newest first."
+        )
+    )
+    async def sessions(self, info: Info[Context, None]) -> list[Session]:
+        principal = await info.context.require_principal()
+        rows = await info.context.loaders.sessions_by_user.load(self.user_id)
+        return [Session.from_row(row, principal.session_id) for row in rows]
+
     @classmethod
     def from_row(cls, row: models.User) -> User:
         return cls(
@@ -98,3 +112,97 @@ class AuthPayload:
     refresh_token: str | None = strawberry.field(
         description="Null in cookie mode: the refresh token then travels only as a cookie."
     )
+
+
+@strawberry.type(description="A signed-in device; ending it ends its tokens at once.")
+class Session:
+    id: strawberry.ID
+    created_at: datetime
+    last_used_at: datetime = strawberry.field(
+        description="When it last signed in or refreshed its tokens."
+    )
+    expires_at: datetime
+    user_agent: str | None
+    ip_address: str | None
+    current: bool = strawberry.field(description="This is the session of the caller's token.")
+
+    @classmethod
+    def from_row(cls, row: models.Session, current_session: uuid.UUID | None) -> Session:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            expires_at=row.expires_at,
+            user_agent=row.user_agent,
+            ip_address=row.ip_address,
+            current=row.id == current_session,
+        )
+
+
+@strawberry.type(description="Something that happened, as the audit log recorded it.")
+class AuditEvent:
+    id: strawberry.ID
+    occurred_at: datetime
+    action: str
+    actor_id: strawberry.ID | None = strawberry.field(
+        description="Who did it (kept after deletion)."
+    )
+    subject_id: strawberry.ID | None = strawberry.field(description="Whom it concerned.")
+    ip_address: str | None
+    user_agent: str | None
+    details: JSON
+
+    @classmethod
+    def from_row(cls, row: models.AuditEvent) -> AuditEvent:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            occurred_at=row.occurred_at,
+            action=row.action,
+            actor_id=strawberry.ID(str(row.actor_id)) if row.actor_id else None,
+            subject_id=strawberry.ID(str(row.subject_id)) if row.subject_id else None,
+            ip_address=row.ip_address,
+            user_agent=row.user_agent,
+            details=row.details,  # type: ignore[arg-type]  # JSON is an alias of Any at runtime
+        )
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class UserEdge:
+    cursor: str
+    node: User
+
+
+@strawberry.type
+class UserConnection:
+    edges: list[UserEdge]
+    page_info: PageInfo
+    query: strawberry.Private[UserQuery]
+
+    @strawberry.field(description="How many users match the filter (counted only when asked).")
+    async def total_count(self, info: Info[Context, None]) -> int:
+        async with info.context.container.reading() as uow:
+            return await uow.users.count(self.query)
+
+
+@strawberry.type
+class AuditEventEdge:
+    cursor: str
+    node: AuditEvent
+
+
+@strawberry.type
+class AuditEventConnection:
+    edges: list[AuditEventEdge]
+    page_info: PageInfo
+    query: strawberry.Private[AuditQuery]
+
+    @strawberry.field(description="How many events match the filter (counted only when asked).")
+    async def total_count(self, info: Info[Context, None]) -> int:
+        async with info.context.container.reading() as uow:
+            return await uow.audit_events.count(self.query)

@@ -17,6 +17,41 @@ class RoleRepository:
     def __init__(self, db: AsyncSession) -> None:
         self.db = db
 
+    async def all(self) -> list[Role]:
+        return list((await self.db.execute(select(Role).order_by(Role.name))).scalars())
+
+    async def get(self, role_id: uuid.UUID) -> Role | None:
+        return await self.db.get(Role, role_id)
+
+    def add(self, role: Role) -> None:
+        self.db.add(role)
+
+    async def flush(self) -> None:
+        await self.db.flush()
+
+    async def delete(self, role_id: uuid.UUID) -> bool:
+        return bool(await rowcount(self.db, delete(Role).where(Role.id == role_id)))
+
+    async def catalogue(self) -> list[Permission]:
+        return list((await self.db.execute(select(Permission).order_by(Permission.code))).scalars())
+
+    async def set_permissions(self, role_id: uuid.UUID, codes: Sequence[str]) -> None:
+        await self.db.execute(delete(RolePermission).where(RolePermission.role_id == role_id))
+        self.db.add_all(RolePermission(role_id=role_id, permission_code=code) for code in codes)
+        await self.db.flush()
+
+    async def permission_codes(self, role_id: uuid.UUID) -> list[str]:
+        stmt = (
+            select(RolePermission.permission_code)
+            .where(RolePermission.role_id == role_id)
+            .order_by(RolePermission.permission_code)
+        )
+        return list((await self.db.execute(stmt)).scalars())
+
+    async def holders(self, role_id: uuid.UUID) -> list[uuid.UUID]:
+        stmt = select(UserRole.user_id).where(UserRole.role_id == role_id)
+        return list((await self.db.execute(stmt)).scalars())
+
     async def by_name(self, name: str) -> Role | None:
         return (await self.db.execute(select(Role).where(Role.name == name))).scalar()
 

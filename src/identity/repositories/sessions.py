@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +32,24 @@ class SessionRepository:
     async def get(self, session_id: uuid.UUID) -> Session | None:
         return await self.db.get(Session, session_id)
 
+    async def live_of_users(
+        self, user_ids: Sequence[uuid.UUID], now: datetime
+    ) -> dict[uuid.UUID, list[Session]]:
+        """Each user's sessions that have not ended, newest first."""
+        stmt = (
+            select(Session)
+            .where(
+                Session.user_id.in_(user_ids),
+                Session.revoked_at.is_(None),
+                Session.expires_at > now,
+            )
+            .order_by(Session.created_at.desc())
+        )
+        result: dict[uuid.UUID, list[Session]] = defaultdict(list)
+        for session in (await self.db.execute(stmt)).scalars():
+            result[session.user_id].append(session)
+        return result
+
     async def rotate(
         self, session_id: uuid.UUID, counter: int, now: datetime, idle_since: datetime | None
     ) -> uuid.UUID | None:
@@ -52,6 +72,14 @@ class SessionRepository:
         if idle_since is not None:
             stmt = stmt.where(Session.last_used_at > idle_since)
         return (await self.db.execute(stmt)).scalar()
+
+    async def device_seen(self, user_id: uuid.UUID, user_agent: str | None) -> bool:
+        """Has this user signed in before with this user agent?"""
+        condition = Session.user_id == user_id
+        condition &= (
+            Session.user_agent.is_(None) if user_agent is None else Session.user_agent == user_agent
+        )
+        return bool(await self.db.scalar(select(exists().where(condition))))
 
     async def revoke(self, session_id: uuid.UUID, now: datetime, reason: str) -> bool:
         stmt = (

@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import exists, select
+from sqlalchemy import delete, exists, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Select
 
-from identity.db.models import User
+from identity.db.models import Role, User, UserRole, user_search_text
+from identity.repositories import rowcount
+
+
+@dataclass(frozen=True, slots=True)
+class UserQuery:
+    search: str | None = None
+    role: str | None = None
+    is_active: bool | None = None
+    is_verified: bool | None = None
+
+
+def _like_pattern(term: str) -> str:
+    escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 class UserRepository:
@@ -16,6 +34,10 @@ class UserRepository:
 
     async def get(self, user_id: uuid.UUID) -> User | None:
         return await self.db.get(User, user_id)
+
+    async def get_many(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, User]:
+        rows = (await self.db.execute(select(User).where(User.id.in_(user_ids)))).scalars()
+        return {user.id: user for user in rows}
 
     async def by_email(self, email: str) -> User | None:
         return (await self.db.execute(select(User).where(User.email == email))).scalar()
@@ -31,3 +53,48 @@ class UserRepository:
 
     async def flush(self) -> None:
         await self.db.flush()
+
+    async def delete(self, user_id: uuid.UUID) -> bool:
+        return bool(await rowcount(self.db, delete(User).where(User.id == user_id)))
+
+    def _filtered(self, query: UserQuery) -> Select[User]:
+        stmt = select(User)
+        if query.search:
+            stmt = stmt.where(user_search_text().like(_like_pattern(query.search), escape="\\"))
+        if query.role is not None:
+            stmt = stmt.where(
+                exists()
+                .where(UserRole.user_id == User.id, UserRole.role_id == Role.id)
+                .where(Role.name == query.role)
+            )
+        if query.is_active is not None:
+            stmt = stmt.where(User.is_active.is_(query.is_active))
+        if query.is_verified is not None:
+            stmt = stmt.where(User.is_verified.is_(query.is_verified))
+        return stmt
+
+    async def page(
+        self, query: UserQuery, limit: int, after: tuple[datetime, uuid.UUID] | None
+    ) -> list[User]:
+        """Oldest first, keyset on (created_at, id): a page costs the same at any depth."""
+        stmt = self._filtered(query)
+        if after is not None:
+            stmt = stmt.where(tuple_(User.created_at, User.id) > tuple_(*after))
+        stmt = stmt.order_by(User.created_at, User.id).limit(limit)
+        return list((await self.db.execute(stmt)).scalars())
+
+    async def count(self, query: UserQuery) -> int:
+        stmt = select(func.count()).select_from(self._filtered(query).subquery())
+        return int(await self.db.scalar(stmt) or 0)
+
+    async def active_holders_of(self, role_name: str, *, besides: uuid.UUID | None = None) -> int:
+        stmt = (
+            select(func.count())
+            .select_from(User)
+            .join(UserRole, UserRole.user_id == User.id)
+            .join(Role, Role.id == UserRole.role_id)
+            .where(Role.name == role_name, User.is_active.is_(True))
+        )
+        if besides is not None:
+            stmt = stmt.where(User.id != besides)
+        return int(await self.db.scalar(stmt) or 0)

@@ -35,21 +35,29 @@ class ServerSecret:
     def mac(self, purpose: str, data: bytes) -> bytes:
         return hmac.new(self.subkey(purpose), data, hashlib.sha256).digest()
 
-    def token(self, purpose: str, ids: bytes) -> str:
-        """An opaque token for `ids`, bound to `purpose`."""
-        return _b64encode(ids + self.mac(purpose, ids))
+    def token(self, purpose: str, ids: bytes, bound: bytes = b"") -> str:
+        """An opaque token carrying `ids`, bound to `purpose` and (not carried) `bound`."""
+        return _b64encode(ids + self.mac(purpose, ids + bound))
 
     def open_token(self, purpose: str, token: str, ids_size: int) -> bytes | None:
-        """The ids inside a token made by `token(purpose, …)`, or None for anything else."""
-        if len(token) > 200:
+        """The ids inside a token made by `token(purpose, ids)`, or None for anything else."""
+        parts = read_token(token, ids_size)
+        if parts is None or not self.check(purpose, *parts):
             return None
-        raw = _b64decode(token)
-        if raw is None or len(raw) != ids_size + MAC_SIZE:
-            return None
-        ids, mac = raw[:ids_size], raw[ids_size:]
-        if not hmac.compare_digest(mac, self.mac(purpose, ids)):
-            return None
-        return ids
+        return parts[0]
+
+    def check(self, purpose: str, ids: bytes, mac: bytes, bound: bytes = b"") -> bool:
+        return hmac.compare_digest(mac, self.mac(purpose, ids + bound))
+
+
+def read_token(token: str, ids_size: int) -> tuple[bytes, bytes] | None:
+    """Split a token into (ids, mac) without checking it, or None if it is malformed."""
+    if len(token) > 200:
+        return None
+    raw = _b64decode(token)
+    if raw is None or len(raw) != ids_size + MAC_SIZE:
+        return None
+    return raw[:ids_size], raw[ids_size:]
 
 
 def _b64encode(raw: bytes) -> str:

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 
 from identity.db.models import User
-from identity.services.errors import EmailAlreadyRegistered, InvalidCredentials
+from identity.services.admin import guard_last_admin
+from identity.services.errors import EmailAlreadyRegistered, InvalidCredentials, NotFound
 from identity.services.fields import UNSET, Maybe
 from identity.services.principal import Principal
+from identity.services.recovery import Recovery
 from identity.services.runtime import Runtime
 from identity.services.uow import UnitOfWork
 from identity.services.validation import Checker
@@ -27,8 +29,9 @@ class Registration:
 
 
 class Accounts:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, recovery: Recovery) -> None:
         self.rt = rt
+        self.recovery = recovery
 
     async def register(self, uow: UnitOfWork, data: Registration) -> User:
         check = Checker()
@@ -66,6 +69,8 @@ class Accounts:
         role = await uow.roles.by_name(DEFAULT_ROLE)
         if role is not None:
             await uow.roles.grant(user.id, role.id)
+        await self.recovery.send_verification(uow, user)
+        uow.audit.record("user.registered", actor=user.id, subject=user.id)
         await uow.commit()
         return user
 
@@ -81,10 +86,12 @@ class Accounts:
         check.done()
 
         user = await self._own_user(uow, principal)
-        for name, value in changes.items():
-            setattr(user, name, value)
-        if changes:
+        changed = sorted(name for name, value in changes.items() if getattr(user, name) != value)
+        for name in changed:
+            setattr(user, name, changes[name])
+        if changed:
             user.updated_at = self.rt.clock.now()
+            uow.audit.record("user.profile_updated", actor=user.id, subject=user.id, fields=changed)
         await uow.commit()
         return user
 
@@ -106,7 +113,66 @@ class Accounts:
         user.password_hash = new_hash
         user.password_changed_at = now
         user.updated_at = now
-        await uow.sessions.revoke_all(user.id, now, "password_changed", keep=principal.session_id)
+        ended = await uow.sessions.revoke_all(
+            user.id, now, "password_changed", keep=principal.session_id
+        )
+        await uow.tokens.void(user.id, now)
+        uow.audit.record(
+            "user.password_changed", actor=user.id, subject=user.id, sessions_ended=ended
+        )
+        uow.outbox.add("password_changed", user.email, first_name=user.first_name)
+        await uow.commit()
+
+    async def revoke_session(
+        self, uow: UnitOfWork, principal: Principal, session_id: uuid.UUID
+    ) -> None:
+        """End one of my sessions; someone else's or an ended one is NotFound."""
+        session = await uow.sessions.get(session_id)
+        now = self.rt.clock.now()
+        if (
+            session is None
+            or session.user_id != principal.user_id
+            or session.revoked_at is not None
+            or session.expires_at <= now
+        ):
+            raise NotFound("No such session.")
+        await uow.sessions.revoke(session.id, now, "revoked_by_user")
+        uow.audit.record(
+            "session.revoked",
+            actor=principal.user_id,
+            subject=principal.user_id,
+            session_id=str(session.id),
+        )
+        await uow.commit()
+
+    async def revoke_all_sessions(
+        self, uow: UnitOfWork, principal: Principal, keep_current: bool
+    ) -> int:
+        keep = principal.session_id if keep_current else None
+        count = await uow.sessions.revoke_all(
+            principal.user_id, self.rt.clock.now(), "revoked_by_user", keep=keep
+        )
+        uow.audit.record(
+            "session.revoked_all",
+            actor=principal.user_id,
+            subject=principal.user_id,
+            count=count,
+            kept_current=keep_current,
+        )
+        await uow.commit()
+        return count
+
+    async def delete_me(self, uow: UnitOfWork, principal: Principal, password: str) -> None:
+        check = Checker()
+        password = check.given_password("currentPassword", password)
+        check.done()
+        user = await self._own_user(uow, principal)
+        await uow.release()
+        if not (await self.rt.hasher.verify(user.password_hash, password)).ok:
+            raise InvalidCredentials()
+        await guard_last_admin(uow, user)
+        await uow.users.delete(user.id)
+        uow.audit.record("user.deleted_self", actor=user.id, subject=user.id)
         await uow.commit()
 
     async def _own_user(self, uow: UnitOfWork, principal: Principal) -> User:

@@ -1,16 +1,31 @@
-"""What admins do to other people's accounts."""
+"""What admins do: manage users, roles and permissions, and read the audit log."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from identity.db.models import User
+from sqlalchemy.exc import IntegrityError
+
+from identity.db.models import AuditEvent, Permission, Role, User
+from identity.repositories.audit import AuditQuery
+from identity.repositories.users import UserQuery
+from identity.services.errors import EmailAlreadyRegistered, LastAdmin, NotFound, ValidationFailed
+from identity.services.fields import UNSET, Maybe
+from identity.services.paging import Cursors, Page, check_first
+from identity.services.principal import Principal
 from identity.services.runtime import Runtime
+from identity.services.tokens import INVITATION, OneTimeTokens
 from identity.services.uow import UnitOfWork
 from identity.services.validation import Checker
 
 ADMIN_ROLE = "admin"
+USER_ROLE = "user"
+_ROLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_ADMINS_LOCK = "admins"
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,9 +35,208 @@ class AdminGrant:
     granted: bool
 
 
+@dataclass(frozen=True, slots=True)
+class UserChanges:
+    first_name: Maybe[str] = UNSET
+    last_name: Maybe[str] = UNSET
+    email: Maybe[str] = UNSET
+    is_active: Maybe[bool] = UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class RoleChanges:
+    name: Maybe[str] = UNSET
+    description: Maybe[str] = UNSET
+    permissions: Maybe[list[str]] = UNSET
+
+
+async def guard_last_admin(uow: UnitOfWork, user: User) -> None:
+    """The last active admin cannot lose the role, be deactivated or be deleted."""
+    await uow.locks.hold(_ADMINS_LOCK)  # two admins demoting each other at once: one wins
+    if not user.is_active:
+        return
+    if ADMIN_ROLE not in {r.name for r in await uow.roles.of_user(user.id)}:
+        return
+    if await uow.users.active_holders_of(ADMIN_ROLE, besides=user.id) == 0:
+        raise LastAdmin()
+
+
 class Admin:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, tokens: OneTimeTokens) -> None:
         self.rt = rt
+        self.tokens = tokens
+        self.cursors = Cursors(rt.secret)
+
+    # Users ------------------------------------------------------------------------------
+
+    async def users(
+        self, uow: UnitOfWork, query: UserQuery, first: int, after: str | None
+    ) -> Page[User]:
+        check_first(first)
+        position = self.cursors.decode("users", after)
+        rows = await uow.users.page(query, first + 1, position)
+        return Page(items=rows[:first], has_next=len(rows) > first)
+
+    def user_cursor(self, user: User) -> str:
+        return self.cursors.encode("users", user.created_at, user.id)
+
+    async def create_user(
+        self,
+        uow: UnitOfWork,
+        actor: Principal,
+        email: str,
+        first_name: str,
+        last_name: str,
+        role_names: list[str],
+    ) -> User:
+        """An account without a password; the invitation link lets its owner set one."""
+        check = Checker()
+        email = check.email("email", email)
+        first_name = check.name("firstName", first_name)
+        last_name = check.name("lastName", last_name)
+        roles = await self._roles_named(uow, check, "roles", role_names or [USER_ROLE])
+        check.done()
+        if await uow.users.email_taken(email):
+            raise EmailAlreadyRegistered()
+        now = self.rt.clock.now()
+        user = User(
+            id=uuid.uuid4(),
+            email=email,
+            password_hash=None,
+            first_name=first_name,
+            last_name=last_name,
+            is_active=True,
+            is_verified=False,
+            created_at=now,
+            updated_at=now,
+        )
+        uow.users.add(user)
+        try:
+            await uow.users.flush()
+        except IntegrityError:
+            await uow.rollback()
+            raise EmailAlreadyRegistered() from None
+        for role in roles:
+            await uow.roles.grant(user.id, role.id)
+        row = await self.tokens.issue(uow, user, INVITATION)
+        uow.outbox.add(
+            "invitation",
+            user.email,
+            token_id=row.id,
+            first_name=user.first_name,
+            invited_by=actor.user.email,
+        )
+        uow.audit.record(
+            "admin.user_created",
+            actor=actor.user_id,
+            subject=user.id,
+            roles=sorted(r.name for r in roles),
+        )
+        await uow.commit()
+        return user
+
+    async def update_user(
+        self, uow: UnitOfWork, actor: Principal, user_id: uuid.UUID, changes: UserChanges
+    ) -> User:
+        check = Checker()
+        values: dict[str, object] = {}
+        if changes.first_name is not UNSET:
+            values["first_name"] = check.name("firstName", changes.first_name)
+        if changes.last_name is not UNSET:
+            values["last_name"] = check.name("lastName", changes.last_name)
+        if changes.email is not UNSET:
+            values["email"] = check.email("email", changes.email)
+        if changes.is_active is not UNSET:
+            if changes.is_active is None:
+                check.fail("isActive", "required", "This field cannot be null.")
+            else:
+                values["is_active"] = changes.is_active
+        check.done()
+
+        user = await self._user(uow, user_id)
+        changed = sorted(name for name, value in values.items() if getattr(user, name) != value)
+        now = self.rt.clock.now()
+        if "email" in changed:
+            if await uow.users.email_taken(str(values["email"]), besides=user.id):
+                raise EmailAlreadyRegistered()
+            uow.outbox.add(
+                "email_changed_by_admin",
+                user.email,
+                first_name=user.first_name,
+                new_email=str(values["email"]),
+            )
+            user.is_verified = False
+            await uow.tokens.void(user.id, now)
+        if "is_active" in changed and not values["is_active"]:
+            await guard_last_admin(uow, user)
+            await uow.sessions.revoke_all(user.id, now, "deactivated")
+        for name in changed:
+            setattr(user, name, values[name])
+        if changed:
+            user.updated_at = now
+            uow.audit.record(
+                "admin.user_updated", actor=actor.user_id, subject=user.id, fields=changed
+            )
+        try:
+            await uow.commit()
+        except IntegrityError:
+            await uow.rollback()
+            raise EmailAlreadyRegistered() from None
+        return user
+
+    async def verify_user(self, uow: UnitOfWork, actor: Principal, user_id: uuid.UUID) -> User:
+        user = await self._user(uow, user_id)
+        if not user.is_verified:
+            user.is_verified = True
+            user.updated_at = self.rt.clock.now()
+            uow.audit.record("admin.user_verified", actor=actor.user_id, subject=user.id)
+        await uow.commit()
+        return user
+
+    async def delete_user(self, uow: UnitOfWork, actor: Principal, user_id: uuid.UUID) -> None:
+        """The user, their roles, sessions and tokens go; audit events keep the id."""
+        user = await self._user(uow, user_id)
+        await guard_last_admin(uow, user)
+        await uow.users.delete(user.id)
+        uow.audit.record("admin.user_deleted", actor=actor.user_id, subject=user.id)
+        await uow.commit()
+
+    async def revoke_user_sessions(
+        self, uow: UnitOfWork, actor: Principal, user_id: uuid.UUID
+    ) -> int:
+        user = await self._user(uow, user_id)
+        count = await uow.sessions.revoke_all(user.id, self.rt.clock.now(), "revoked_by_admin")
+        uow.audit.record(
+            "admin.sessions_revoked", actor=actor.user_id, subject=user.id, count=count
+        )
+        await uow.commit()
+        return count
+
+    async def assign_role(
+        self, uow: UnitOfWork, actor: Principal, user_id: uuid.UUID, role_id: uuid.UUID
+    ) -> User:
+        user = await self._user(uow, user_id)
+        role = await self._role(uow, role_id)
+        if await uow.roles.grant(user.id, role.id):
+            uow.audit.record(
+                "admin.role_assigned", actor=actor.user_id, subject=user.id, role=role.name
+            )
+        await uow.commit()
+        return user
+
+    async def revoke_role(
+        self, uow: UnitOfWork, actor: Principal, user_id: uuid.UUID, role_id: uuid.UUID
+    ) -> User:
+        user = await self._user(uow, user_id)
+        role = await self._role(uow, role_id)
+        if role.name == ADMIN_ROLE:
+            await guard_last_admin(uow, user)
+        if await uow.roles.take(user.id, role.id):
+            uow.audit.record(
+                "admin.role_revoked", actor=actor.user_id, subject=user.id, role=role.name
+            )
+        await uow.commit()
+        return user
 
     async def ensure_admin(
         self, uow: UnitOfWork, email: str, password: str | None, first_name: str, last_name: str
@@ -60,5 +274,185 @@ class Admin:
             uow.users.add(user)
             await uow.users.flush()
         granted = await uow.roles.grant(user.id, role.id)
+        if granted:
+            uow.audit.record("cli.admin_granted", subject=user.id, created=created)
         await uow.commit()
         return AdminGrant(user=user, created=created, granted=granted)
+
+    # Roles ------------------------------------------------------------------------------
+
+    async def create_role(
+        self, uow: UnitOfWork, actor: Principal, name: str, description: str, codes: list[str]
+    ) -> Role:
+        check = Checker()
+        name = self._role_name(check, name)
+        description = self._description(check, description)
+        codes = await self._known_codes(uow, check, codes)
+        if not check.problems and await uow.roles.by_name(name) is not None:
+            check.fail("name", "taken", "A role with this name exists.")
+        check.done()
+        now = self.rt.clock.now()
+        role = Role(
+            id=uuid.uuid4(),
+            name=name,
+            description=description,
+            is_system=False,
+            created_at=now,
+            updated_at=now,
+        )
+        uow.roles.add(role)
+        try:
+            await uow.roles.flush()
+        except IntegrityError:
+            await uow.rollback()
+            raise ValidationFailed.one("name", "taken", "A role with this name exists.") from None
+        await uow.roles.set_permissions(role.id, codes)
+        uow.audit.record("admin.role_created", actor=actor.user_id, role=name, permissions=codes)
+        await uow.commit()
+        return role
+
+    async def update_role(
+        self, uow: UnitOfWork, actor: Principal, role_id: uuid.UUID, changes: RoleChanges
+    ) -> Role:
+        role = await self._role(uow, role_id)
+        check = Checker()
+        name = description = None
+        codes: list[str] | None = None
+        if changes.name is not UNSET:
+            name = self._role_name(check, changes.name)
+            if role.is_system and name != role.name:
+                check.fail("name", "system_role", "System roles cannot be renamed.")
+            elif name != role.name and await uow.roles.by_name(name) is not None:
+                check.fail("name", "taken", "A role with this name exists.")
+        if changes.description is not UNSET:
+            description = self._description(check, changes.description)
+        if changes.permissions is not UNSET:
+            if changes.permissions is None:
+                check.fail("permissions", "required", "This field cannot be null.")
+            else:
+                codes = await self._known_codes(uow, check, changes.permissions)
+                if role.name == ADMIN_ROLE and set(codes) != {
+                    p.code for p in await uow.roles.catalogue()
+                }:
+                    check.fail(
+                        "permissions", "system_role", "The admin role keeps every permission."
+                    )
+        check.done()
+
+        details: dict[str, Any] = {}
+        if name is not None and name != role.name:
+            details["renamed_from"] = role.name
+            role.name = name
+        if description is not None and description != role.description:
+            role.description = description
+            details["description"] = True
+        if codes is not None:
+            before = await uow.roles.permission_codes(role.id)
+            if before != sorted(codes):
+                await uow.roles.set_permissions(role.id, codes)
+                details["permissions"] = sorted(codes)
+                details["permissions_before"] = before
+        if details:
+            role.updated_at = self.rt.clock.now()
+            uow.audit.record("admin.role_updated", actor=actor.user_id, role=role.name, **details)
+        try:
+            await uow.commit()
+        except IntegrityError:
+            await uow.rollback()
+            raise ValidationFailed.one("name", "taken", "A role with this name exists.") from None
+        return role
+
+    async def delete_role(self, uow: UnitOfWork, actor: Principal, role_id: uuid.UUID) -> None:
+        """Deleting an assigned role takes it from its holders (each is audited)."""
+        role = await self._role(uow, role_id)
+        if role.is_system:
+            raise ValidationFailed.one("id", "system_role", "System roles cannot be deleted.")
+        holders = await uow.roles.holders(role.id)
+        for holder in holders:
+            uow.audit.record(
+                "admin.role_revoked", actor=actor.user_id, subject=holder, role=role.name
+            )
+        await uow.roles.delete(role.id)
+        uow.audit.record(
+            "admin.role_deleted", actor=actor.user_id, role=role.name, holders=len(holders)
+        )
+        await uow.commit()
+
+    async def catalogue(self, uow: UnitOfWork) -> list[Permission]:
+        return await uow.roles.catalogue()
+
+    # Audit ------------------------------------------------------------------------------
+
+    async def audit_events(
+        self, uow: UnitOfWork, query: AuditQuery, first: int, after: str | None
+    ) -> Page[AuditEvent]:
+        check_first(first)
+        position = self.cursors.decode("audit", after)
+        rows = await uow.audit_events.page(query, first + 1, position)
+        return Page(items=rows[:first], has_next=len(rows) > first)
+
+    def audit_cursor(self, event: AuditEvent) -> str:
+        return self.cursors.encode("audit", event.occurred_at, event.id)
+
+    async def prune_audit(self, uow: UnitOfWork, older_than: datetime) -> int:
+        count = await uow.audit_events.prune(older_than)
+        await uow.commit()
+        return count
+
+    # Helpers ----------------------------------------------------------------------------
+
+    async def _user(self, uow: UnitOfWork, user_id: uuid.UUID) -> User:
+        user = await uow.users.get(user_id)
+        if user is None:
+            raise NotFound("No user with this id.")
+        return user
+
+    async def _role(self, uow: UnitOfWork, role_id: uuid.UUID) -> Role:
+        role = await uow.roles.get(role_id)
+        if role is None:
+            raise NotFound("No role with this id.")
+        return role
+
+    async def _roles_named(
+        self, uow: UnitOfWork, check: Checker, field: str, names: list[str]
+    ) -> list[Role]:
+        known = {role.name: role for role in await uow.roles.all()}
+        unknown = sorted(set(names) - set(known))
+        if unknown:
+            check.fail(field, "unknown_role", f"Unknown roles: {', '.join(unknown)}.")
+        return [known[name] for name in sorted(set(names)) if name in known]
+
+    async def _known_codes(self, uow: UnitOfWork, check: Checker, codes: list[str]) -> list[str]:
+        catalogue = {p.code for p in await uow.roles.catalogue()}
+        unknown = sorted(set(codes) - catalogue)
+        if unknown:
+            check.fail(
+                "permissions", "unknown_permission", f"Unknown permissions: {', '.join(unknown)}."
+            )
+        return sorted(set(codes) & catalogue)
+
+    def _role_name(self, check: Checker, name: str | None) -> str:
+        if name is None:
+            check.fail("name", "required", "This field cannot be null.")
+            return ""
+        name = name.strip()
+        if not name:
+            check.fail("name", "required", "Enter a name.")
+        elif len(name) > 64:
+            check.fail("name", "too_long", "Use at most 64 characters.")
+        elif not _ROLE_NAME.match(name):
+            check.fail(
+                "name",
+                "invalid_characters",
+                "Use letters, digits and . _ : - (starting with a letter or digit).",
+            )
+        return name
+
+    def _description(self, check: Checker, description: str | None) -> str:
+        if description is None:
+            check.fail("description", "required", "This field cannot be null.")
+            return ""
+        description = description.strip()
+        if len(description) > 255:
+            check.fail("description", "too_long", "Use at most 255 characters.")
+        return description

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +14,7 @@ from identity.repositories.sessions import SessionRepository
 from identity.security.jwt import InvalidAccessToken
 from identity.services.errors import (
     AccountDisabled,
+    DomainError,
     EmailNotVerified,
     InvalidCredentials,
     InvalidToken,
@@ -84,8 +86,19 @@ class Auth:
             ip_address=client.ip_address,
             refresh_counter=0,
         )
+        if self.rt.settings.notify_new_sign_in and not await uow.sessions.device_seen(
+            user.id, session.user_agent
+        ):
+            uow.outbox.add(
+                "new_sign_in",
+                user.email,
+                first_name=user.first_name,
+                user_agent=session.user_agent or "unknown",
+                ip_address=session.ip_address or "unknown",
+            )
         uow.sessions.add(session)
         user.last_login_at = now
+        uow.audit.record("auth.login", actor=user.id, subject=user.id, session_id=str(session.id))
         roles = await uow.roles.of_user(user.id)
         await uow.commit()
         return self._issue(user, roles, session.id, 0)
@@ -105,14 +118,26 @@ class Auth:
         # An unknown address costs the same as a wrong password: a dummy hash is verified.
         verification = await self.rt.hasher.verify(user.password_hash if user else None, password)
         if user is None or not verification.ok:
-            raise InvalidCredentials()
+            reason = "unknown_email" if user is None else "wrong_password"
+            await self._refuse(uow, user, email, reason, InvalidCredentials())
+        assert user is not None
         if not user.is_active:
-            raise AccountDisabled()
+            await self._refuse(uow, user, email, "disabled", AccountDisabled())
         if self.rt.settings.require_verified_email and not user.is_verified:
-            raise EmailNotVerified()
+            await self._refuse(uow, user, email, "unverified", EmailNotVerified())
         if verification.needs_rehash:
             user.password_hash = await self.rt.hasher.hash(password)
         return await self.start_session(uow, user, client)
+
+    async def _refuse(
+        self, uow: UnitOfWork, user: User | None, email: str, reason: str, error: DomainError
+    ) -> NoReturn:
+        """Record a failed sign-in (the address tried, never the password) and refuse it."""
+        uow.audit.record(
+            "auth.login_failed", subject=user.id if user else None, email=email, reason=reason
+        )
+        await uow.commit()
+        raise error
 
     async def refresh(self, uow: UnitOfWork, token: str | None) -> AuthResult:
         session_id, counter = self._open_refresh_token(token)
@@ -158,11 +183,20 @@ class Auth:
             await self._reuse_detected(uow, session, now)
             raise InvalidToken()
         await uow.sessions.revoke(session.id, now, "logout")
+        uow.audit.record(
+            "auth.logout",
+            actor=session.user_id,
+            subject=session.user_id,
+            session_id=str(session.id),
+        )
         await uow.commit()
 
     async def _reuse_detected(self, uow: UnitOfWork, session: Session, now: datetime) -> None:
         """A used refresh token came back: someone else has it. End the whole session."""
         await uow.sessions.revoke(session.id, now, "reuse")
+        uow.audit.record(
+            "auth.refresh_token_reuse", subject=session.user_id, session_id=str(session.id)
+        )
         await uow.commit()
 
     def _idle_since(self, now: datetime) -> datetime | None:

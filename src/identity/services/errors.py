@@ -31,6 +31,10 @@ class ValidationFailed(DomainError):
         super().__init__()
         self.fields = fields
 
+    @classmethod
+    def one(cls, field: str, code: str, message: str) -> ValidationFailed:
+        return cls([FieldProblem(field=field, code=code, message=message)])
+
 
 class InvalidCredentials(DomainError):
     message = "The email or password is incorrect."

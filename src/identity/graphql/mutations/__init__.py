@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import strawberry
 
 from identity.graphql.errors import DomainErrors
+from identity.graphql.permissions import Rule, guarded
+from identity.services.errors import NotFound
+from identity.services.fields import UNSET, Maybe
 
 
-def mutation(description: str) -> Any:
-    """A mutation whose domain errors become members of its result union."""
-    return strawberry.mutation(description=description, extensions=[DomainErrors()])
+def mutation(description: str, rule: Rule | None = None) -> Any:
+    """A mutation whose domain errors become members of its result union.
+
+    With a rule, its description names what the caller needs.
+    """
+    if rule is None:
+        return strawberry.mutation(description=description, extensions=[DomainErrors()])
+    return strawberry.mutation(
+        description=f"{description} {rule.describe()}",
+        extensions=[*guarded(rule), DomainErrors()],
+    )
+
+
+def maybe(value: Any) -> Maybe[Any]:
+    """Strawberry's UNSET (omitted in the input) as the services' own marker."""
+    return UNSET if value is strawberry.UNSET else value
+
+
+def parse_id(value: str, what: str = "object") -> uuid.UUID:
+    """An ID argument as a UUID; a malformed one cannot name anything: NotFound."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(f"No {what} with this id.") from None

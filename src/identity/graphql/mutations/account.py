@@ -7,10 +7,16 @@ from typing import Annotated
 import strawberry
 
 from identity.graphql.context import GraphQLInfo
-from identity.graphql.errors import InvalidCredentials, RateLimited, ValidationError
-from identity.graphql.mutations import mutation
+from identity.graphql.errors import (
+    InvalidCredentials,
+    LastAdmin,
+    NotFound,
+    RateLimited,
+    ValidationError,
+)
+from identity.graphql.mutations import maybe, mutation, parse_id
+from identity.graphql.permissions import IsAuthenticated
 from identity.graphql.types import User
-from identity.services.fields import UNSET, Maybe
 
 
 @strawberry.input
@@ -29,6 +35,11 @@ class ChangePasswordInput:
     new_password: str
 
 
+@strawberry.input
+class DeleteMeInput:
+    current_password: str
+
+
 @strawberry.type
 class UpdateMeSuccess:
     user: User
@@ -39,26 +50,47 @@ class ChangePasswordSuccess:
     message: str
 
 
+@strawberry.type
+class DeleteMeSuccess:
+    message: str
+
+
+@strawberry.type
+class RevokeSessionSuccess:
+    message: str
+
+
+@strawberry.type
+class RevokeAllSessionsSuccess:
+    message: str
+    count: int
+
+
 UpdateMeResult = Annotated[UpdateMeSuccess | ValidationError, strawberry.union("UpdateMeResult")]
 ChangePasswordResult = Annotated[
     ChangePasswordSuccess | InvalidCredentials | ValidationError | RateLimited,
     strawberry.union("ChangePasswordResult"),
 ]
-
-
-def _maybe(value: str | None) -> Maybe[str]:
-    """Strawberry's UNSET (omitted in the input) as the services' own marker."""
-    return UNSET if value is strawberry.UNSET else value
+DeleteMeResult = Annotated[
+    DeleteMeSuccess | InvalidCredentials | LastAdmin | RateLimited,
+    strawberry.union("DeleteMeResult"),
+]
+RevokeSessionResult = Annotated[
+    RevokeSessionSuccess | NotFound, strawberry.union("RevokeSessionResult")
+]
+RevokeAllSessionsResult = Annotated[
+    RevokeAllSessionsSuccess, strawberry.union("RevokeAllSessionsResult")
+]
 
 
 @strawberry.type
 class AccountMutations:
-    @mutation("Change your own name. Requires a signed-in user.")
+    @mutation("Change your own name.", IsAuthenticated())
     async def update_me(self, info: GraphQLInfo, input: UpdateMeInput) -> UpdateMeResult:
         principal = await info.context.require_principal()
         async with info.context.unit_of_work() as uow:
             user = await info.context.container.accounts.update_me(
-                uow, principal, _maybe(input.first_name), _maybe(input.last_name)
+                uow, principal, maybe(input.first_name), maybe(input.last_name)
             )
         return UpdateMeSuccess(user=User.from_row(user))
 
@@ -72,3 +104,32 @@ class AccountMutations:
                 uow, principal, input.current_password, input.new_password
             )
         return ChangePasswordSuccess(message="Password changed.")
+
+    @mutation("End one of your sessions; its tokens stop working at once.", IsAuthenticated())
+    async def revoke_session(self, info: GraphQLInfo, id: strawberry.ID) -> RevokeSessionResult:
+        principal = await info.context.require_principal()
+        async with info.context.unit_of_work() as uow:
+            await info.context.container.accounts.revoke_session(
+                uow, principal, parse_id(id, "session")
+            )
+        return RevokeSessionSuccess(message="Session ended.")
+
+    @mutation("End all your sessions, or all but the caller's.", IsAuthenticated())
+    async def revoke_all_sessions(
+        self, info: GraphQLInfo, keep_current: bool | None = True
+    ) -> RevokeAllSessionsResult:
+        principal = await info.context.require_principal()
+        async with info.context.unit_of_work() as uow:
+            count = await info.context.container.accounts.revoke_all_sessions(
+                uow, principal, keep_current is not False
+            )
+        return RevokeAllSessionsSuccess(message=f"{count} sessions ended.", count=count)
+
+    @mutation(
+        "Delete your own account, with its sessions; the last admin cannot.", IsAuthenticated()
+    )
+    async def delete_me(self, info: GraphQLInfo, input: DeleteMeInput) -> DeleteMeResult:
+        principal = await info.context.require_principal()
+        async with info.context.unit_of_work() as uow:
+            await info.context.container.accounts.delete_me(uow, principal, input.current_password)
+        return DeleteMeSuccess(message="Your account was deleted.")

@@ -1,0 +1,82 @@
+"""The mail outbox: SQL only."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from identity.db.models import OutboxMessage
+
+
+class OutboxRepository:
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
+
+    def add(self, message: OutboxMessage) -> None:
+        self.db.add(message)
+
+    async def claim_due(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[OutboxMessage]:
+        """Take due messages for this sender until `lease_until`.
+
+        PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent senders never take the same row;
+        the lease keeps it theirs after the transaction ends, while they send.
+        """
+        stmt = (
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.sent_at.is_(None),
+                OutboxMessage.failed_at.is_(None),
+                OutboxMessage.next_attempt_at <= now,
+            )
+            .order_by(OutboxMessage.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        messages = list((await self.db.execute(stmt)).scalars())
+        for message in messages:
+            message.next_attempt_at = lease_until
+            message.attempts += 1
+        return messages
+
+    async def mark_sent(self, message_id: uuid.UUID, now: datetime) -> None:
+        await self.db.execute(
+            update(OutboxMessage).where(OutboxMessage.id == message_id).values(sent_at=now)
+        )
+
+    async def mark_failed_attempt(
+        self, message_id: uuid.UUID, error: str, retry_at: datetime | None, now: datetime
+    ) -> None:
+        values: dict[str, object] = {"last_error": error[:2000]}
+        if retry_at is None:
+            values["failed_at"] = now
+        else:
+            values["next_attempt_at"] = retry_at
+        await self.db.execute(
+            update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values)
+        )
+
+    async def pending(self, limit: int = 100) -> list[OutboxMessage]:
+        stmt = (
+            select(OutboxMessage)
+            .where(OutboxMessage.sent_at.is_(None))
+            .order_by(OutboxMessage.created_at)
+            .limit(limit)
+        )
+        return list((await self.db.execute(stmt)).scalars())
+
+    async def counts(self) -> dict[str, int]:
+        pending = await self.db.scalar(
+            select(func.count()).where(
+                OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None)
+            )
+        )
+        failed = await self.db.scalar(
+            select(func.count()).where(OutboxMessage.failed_at.is_not(None))
+        )
+        sent = await self.db.scalar(select(func.count()).where(OutboxMessage.sent_at.is_not(None)))
+        return {"pending": int(pending or 0), "failed": int(failed or 0), "sent": int(sent or 0)}

@@ -1,0 +1,129 @@
+"""Delivering the outbox: render, send, mark sent; retry with backoff; never lose a message.
+
+Requests only write outbox rows (in their own transaction); this sender, a background task
+of each server process, delivers them. A crash or an SMTP outage between commit and
+delivery loses nothing: the rows wait, and delivery resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import timedelta
+from email.message import EmailMessage
+
+from identity.db.models import OutboxMessage
+from identity.mail.render import Renderer, describe
+from identity.mail.transports import Mailer
+from identity.services.runtime import Runtime
+from identity.services.tokens import OneTimeTokens
+from identity.services.uow import UnitOfWork
+
+log = logging.getLogger("identity.mail")
+
+LEASE = timedelta(minutes=5)
+BATCH = 20
+
+
+class Undeliverable(Exception):
+    """The message can never be sent (its link was voided); not worth a retry."""
+
+
+class MailDelivery:
+    def __init__(
+        self,
+        rt: Runtime,
+        tokens: OneTimeTokens,
+        mailer: Mailer,
+        renderer: Renderer,
+        unit_of_work: Callable[[], AbstractAsyncContextManager[UnitOfWork]],
+    ) -> None:
+        self.rt = rt
+        self.tokens = tokens
+        self.mailer = mailer
+        self.renderer = renderer
+        self.unit_of_work = unit_of_work
+        self.on_sent: Callable[[str], None] = lambda template: None
+        self.on_failure: Callable[[str], None] = lambda template: None
+
+    async def deliver_due(self) -> int:
+        """Send what is due now; the number of messages sent."""
+        sent = 0
+        while True:
+            now = self.rt.clock.now()
+            async with self.unit_of_work() as uow:
+                batch = await uow.outbox_messages.claim_due(now, now + LEASE, BATCH)
+                await uow.commit()
+            if not batch:
+                return sent
+            for message in batch:
+                if await self._deliver(message):
+                    sent += 1
+            if len(batch) < BATCH:
+                return sent
+
+    async def _deliver(self, message: OutboxMessage) -> bool:
+        try:
+            email = await self._render(message)
+            await self.mailer.send(email)
+        except Undeliverable as exc:
+            await self._record_failure(message, str(exc), final=True)
+            return False
+        except Exception as exc:
+            log.warning(
+                "mail %s (%s) not delivered, attempt %d: %s",
+                message.id,
+                message.template,
+                message.attempts,
+                type(exc).__name__,
+                exc_info=not isinstance(exc, OSError | TimeoutError),
+            )
+            self.on_failure(message.template)
+            final = message.attempts >= self.rt.settings.mail_max_attempts
+            await self._record_failure(message, f"{type(exc).__name__}: {exc}", final=final)
+            return False
+        async with self.unit_of_work() as uow:
+            await uow.outbox_messages.mark_sent(message.id, self.rt.clock.now())
+            await uow.commit()
+        self.on_sent(message.template)
+        log.info("mail %s (%s) delivered", message.id, message.template)
+        return True
+
+    async def _render(self, message: OutboxMessage) -> EmailMessage:
+        context = dict(message.context)
+        if message.token_id is not None:
+            async with self.unit_of_work() as uow:
+                row = await uow.tokens.get(message.token_id)
+            now = self.rt.clock.now()
+            if row is None or row.used_at is not None or row.expires_at <= now:
+                raise Undeliverable("skipped: the link in it was used, replaced or expired")
+            # The link is re-derived now; the outbox never held a usable token.
+            context["link"] = self.tokens.link(row)
+            context["expires_in"] = describe(self.tokens.lifetime(row.purpose))
+        return self.renderer.render(message.template, message.recipient, context)
+
+    async def _record_failure(self, message: OutboxMessage, error: str, *, final: bool) -> None:
+        now = self.rt.clock.now()
+        retry_at = None if final else now + _backoff(message.attempts)
+        async with self.unit_of_work() as uow:
+            await uow.outbox_messages.mark_failed_attempt(message.id, error, retry_at, now)
+            await uow.commit()
+
+    async def run(self, wakeup: asyncio.Event) -> None:
+        """The background loop: deliver, then wait for new mail or the poll interval."""
+        interval = self.rt.settings.mail_poll_interval
+        while True:
+            try:
+                await self.deliver_due()
+            except Exception:  # the database may be away for a while; try again later
+                log.warning("mail delivery paused: the outbox could not be read", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), timeout=interval)
+            wakeup.clear()
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))

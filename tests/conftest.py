@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +150,19 @@ def settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def settings(database: Database, tmp_path: Path, settings_overrides: dict[str, Any]) -> Settings:
-    return make_settings(database.url, tmp_path, **settings_overrides)
+def mail_settings(tmp_path: Path) -> dict[str, Any]:
+    """Where mail goes; modules that read mail override this with `settings_with_smtp`."""
+    return {"mail_url": f"file://{tmp_path / 'mail'}"}
+
+
+@pytest.fixture
+def settings(
+    database: Database,
+    tmp_path: Path,
+    mail_settings: dict[str, Any],
+    settings_overrides: dict[str, Any],
+) -> Settings:
+    return make_settings(database.url, tmp_path, **{**mail_settings, **settings_overrides})
 
 
 @pytest.fixture
@@ -306,3 +322,88 @@ def artifacts_dir() -> Path:
     path = Path(os.environ.get("IDENTITY_TEST_ARTIFACTS", "test-artifacts"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# Mail ------------------------------------------------------------------------------------
+
+
+class Inbox:
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.port = _free_port()
+        self._controller: Any = None
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = BytesParser(policy=policy.default).parsebytes(envelope.content)
+        assert isinstance(message, EmailMessage)
+        self.messages.append(message)
+        return "250 Message accepted for delivery"
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages if m["To"] == address]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def smtp() -> Iterator[Inbox]:
+    inbox = Inbox()
+    inbox.start()
+    yield inbox
+    inbox.stop()
+
+
+@pytest.fixture
+def settings_with_smtp(smtp: Inbox) -> dict[str, Any]:
+    return {"mail_url": f"smtp://127.0.0.1:{smtp.port}"}
+
+
+async def wait_for_mail(
+    container: Container,
+    inbox: Inbox,
+    address: str,
+    count: int = 1,
+    timeout: float = 10,
+    subject: str = "",
+) -> list[EmailMessage]:
+    """Deliver what is due and wait until `address` has `count` messages (about `subject`)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        await container.mail.deliver_due()
+        found = [m for m in inbox.to(address) if subject in m["Subject"]]
+        if len(found) >= count:
+            return found
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{address} got {len(found)} of {count} messages")
+        await asyncio.sleep(0.05)
+
+
+def text_of(message: EmailMessage) -> str:
+    part = message.get_body(("plain",))
+    assert part is not None
+    content: str = part.get_content()
+    return content
+
+
+def token_in(message: EmailMessage) -> str:
+    match = re.search(r"#token=([A-Za-z0-9_-]+)", text_of(message))
+    assert match, text_of(message)
+    return match.group(1)

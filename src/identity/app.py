@@ -20,6 +20,7 @@ from identity.db import migrate
 from identity.graphql.schema import build_schema
 from identity.graphql.view import GraphQLView
 from identity.http import RequestMiddleware
+from identity.pages.routes import link_pages
 
 log = logging.getLogger("identity")
 
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
             Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+            *link_pages(settings),
         ],
         lifespan=lifespan,
     )

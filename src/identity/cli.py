@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from identity.config import ConfigError, Settings, load_settings
@@ -83,6 +84,19 @@ def _parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="drop a compromised key at once")
     revoke.add_argument("kid")
     revoke.set_defaults(run=_keys_revoke)
+
+    mail = commands.add_parser("mail", help="the mail outbox")
+    mail_commands = mail.add_subparsers(required=True, metavar="ACTION")
+    status = mail_commands.add_parser("status", help="counts, and the pending and failed messages")
+    status.set_defaults(run=_mail_status)
+
+    audit = commands.add_parser("audit", help="the audit log")
+    audit_commands = audit.add_subparsers(required=True, metavar="ACTION")
+    prune = audit_commands.add_parser("prune", help="delete events older than a period")
+    prune.add_argument(
+        "--older-than", required=True, type=_period, help="e.g. 90d, 12h (days d, hours h)"
+    )
+    prune.set_defaults(run=_audit_prune)
     return parser
 
 
@@ -239,6 +253,45 @@ def _keys_revoke(settings: Settings, args: argparse.Namespace) -> None:
         print(f"identity: revoked {args.kid}; tokens it signed no longer work")
         if result.replacement:
             print(f"identity: {result.replacement} signs from now on")
+
+    _run(run())
+
+
+def _mail_status(settings: Settings, args: argparse.Namespace) -> None:
+    async def run() -> None:
+        async with _container(settings) as container, container.reading() as uow:
+            counts = await uow.outbox_messages.counts()
+            waiting = await uow.outbox_messages.pending()
+        print(f"pending {counts['pending']}  failed {counts['failed']}  sent {counts['sent']}")
+        for m in waiting:
+            state = "failed " if m.failed_at else "pending"
+            when = (m.failed_at or m.next_attempt_at).isoformat(timespec="seconds")
+            print(
+                f"{state} {m.id} {m.template:<24} {m.recipient:<32} attempts={m.attempts} "
+                f"{'failed_at' if m.failed_at else 'next'}={when} {m.last_error or ''}".rstrip()
+            )
+
+    _run(run())
+
+
+def _period(text: str) -> timedelta:
+    units = {"d": "days", "h": "hours"}
+    try:
+        value, unit = int(text[:-1]), units[text[-1]]
+    except (ValueError, KeyError, IndexError):
+        raise argparse.ArgumentTypeError("use a number of days or hours, e.g. 90d or 12h") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return timedelta(**{unit: value})
+
+
+def _audit_prune(settings: Settings, args: argparse.Namespace) -> None:
+    async def run() -> None:
+        async with _container(settings) as container, container.unit_of_work() as uow:
+            cutoff = container.runtime.clock.now() - args.older_than
+            count = await container.admin.prune_audit(uow, cutoff)
+        since = cutoff.isoformat(timespec="seconds")
+        print(f"identity: deleted {count} audit events older than {since}")
 
     _run(run())
 

@@ -60,7 +60,8 @@ def describe(delta: timedelta) -> str:
     """A lifetime in words: '30 minutes', '24 hours', '7 days'."""
     seconds = int(delta.total_seconds())
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
+        # Up to two days reads better in hours: "24 hours" rather than "1 day".
+        if seconds % size == 0 and seconds >= (3 * size if unit == "day" else size):
             count = seconds // size
             return f"{count} {unit}{'s' if count != 1 else ''}"
     return f"{seconds} seconds"

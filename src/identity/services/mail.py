@@ -97,12 +97,12 @@ class MailDelivery:
         if message.token_id is not None:
             async with self.unit_of_work() as uow:
                 row = await uow.tokens.get(message.token_id)
-            now = self.rt.clock.now()
-            if row is None or row.used_at is not None or row.expires_at <= now:
-                raise Undeliverable("skipped: the link in it was used, replaced or expired")
-            # The link is re-derived now; the outbox never held a usable token.
-            context["link"] = self.tokens.link(row)
-            context["expires_in"] = describe(self.tokens.lifetime(row.purpose))
+                now = self.rt.clock.now()
+                if row is None or row.used_at is not None or row.expires_at <= now:
+                    raise Undeliverable("skipped: the link in it was used, replaced or expired")
+                # The link is re-derived now; the outbox never held a usable token.
+                context["link"] = self.tokens.link(row)
+                context["expires_in"] = describe(self.tokens.lifetime(row.purpose))
         return self.renderer.render(message.template, message.recipient, context)
 
     async def _record_failure(self, message: OutboxMessage, error: str, *, final: bool) -> None:

@@ -25,6 +25,7 @@ from identity.pages.routes import link_pages
 log = logging.getLogger("identity")
 
 READY_TIMEOUT = 2.0
+SHUTDOWN_GRACE = 10.0
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Starlette:
@@ -55,18 +56,24 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await startup(container)
-        tasks = [
-            asyncio.create_task(_reload_keys(container), name="identity-key-reload"),
-            asyncio.create_task(
-                container.mail.run(container.mail_wakeup), name="identity-mail-sender"
-            ),
-        ]
+        stop = asyncio.Event()
+        reloader = asyncio.create_task(_reload_keys(container), name="identity-key-reload")
+        sender = asyncio.create_task(
+            container.mail.run(container.mail_wakeup, stop), name="identity-mail-sender"
+        )
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
+            # In-flight requests have finished (uvicorn waits for them); the sender finishes
+            # the message in hand, then stops.
+            stop.set()
+            container.mail_wakeup.set()
+            reloader.cancel()
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                async with asyncio.timeout(SHUTDOWN_GRACE):
+                    await sender
+            sender.cancel()
+            for task in (reloader, sender):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await container.close()

@@ -86,6 +86,7 @@ class Context:
         except Unauthenticated:
             raise unauthenticated("The access token is invalid, expired or revoked.") from None
         self.loaders.roles_by_user.prime(principal.user_id, principal.roles)
+        self.loaders.permissions_by_user.prime(principal.user_id, sorted(principal.permissions))
         for role in principal.roles:
             self.loaders.permissions_by_role.prime(
                 role.id, principal.role_permissions.get(role.id, [])

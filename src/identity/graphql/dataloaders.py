@@ -26,6 +26,9 @@ class Loaders:
         self.permissions_by_role = DataLoader[uuid.UUID, list[Permission]](
             load_fn=self._permissions_by_role
         )
+        self.permissions_by_user = DataLoader[uuid.UUID, list[str]](
+            load_fn=self._permissions_by_user
+        )
         self.sessions_by_user = DataLoader[uuid.UUID, list[Session]](load_fn=self._sessions_by_user)
 
     async def _roles_by_user(self, user_ids: Sequence[uuid.UUID]) -> list[list[Role]]:
@@ -37,6 +40,11 @@ class Loaders:
         async with self._reads() as db:
             found = await RoleRepository(db).permissions_of_roles(role_ids)
         return [found.get(role_id, []) for role_id in role_ids]
+
+    async def _permissions_by_user(self, user_ids: Sequence[uuid.UUID]) -> list[list[str]]:
+        async with self._reads() as db:
+            found = await RoleRepository(db).permission_codes_of_users(user_ids)
+        return [found.get(user_id, []) for user_id in user_ids]
 
     async def _sessions_by_user(self, user_ids: Sequence[uuid.UUID]) -> list[list[Session]]:
         async with self._reads() as db:

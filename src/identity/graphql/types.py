@@ -72,10 +72,7 @@ class User:
 
     @strawberry.field(description="Every permission granted by this user's roles, sorted.")
     async def permissions(self, info: Info[Context, None]) -> list[str]:
-        loaders = info.context.loaders
-        roles = await loaders.roles_by_user.load(self.user_id)
-        granted = await loaders.permissions_by_role.load_many([role.id for role in roles])
-        return sorted({permission.code for permissions in granted for permission in permissions})
+        return await info.context.loaders.permissions_by_user.load(self.user_id)
 
     @strawberry.field(
         **requires(

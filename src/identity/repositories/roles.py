@@ -89,6 +89,22 @@ class RoleRepository:
             result[user_id].append(role)
         return result
 
+    async def permission_codes_of_users(
+        self, user_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[str]]:
+        """Each user's effective permissions: the union over their roles, sorted."""
+        stmt = (
+            select(UserRole.user_id, RolePermission.permission_code)
+            .join(RolePermission, RolePermission.role_id == UserRole.role_id)
+            .where(UserRole.user_id.in_(user_ids))
+            .distinct()
+            .order_by(UserRole.user_id, RolePermission.permission_code)
+        )
+        result: dict[uuid.UUID, list[str]] = defaultdict(list)
+        for user_id, code in (await self.db.execute(stmt)).all():
+            result[user_id].append(code)
+        return result
+
     async def permissions_of_roles(
         self, role_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, list[Permission]]:

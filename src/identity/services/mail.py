@@ -112,16 +112,22 @@ class MailDelivery:
             await uow.outbox_messages.mark_failed_attempt(message.id, error, retry_at, now)
             await uow.commit()
 
-    async def run(self, wakeup: asyncio.Event) -> None:
-        """The background loop: deliver, then wait for new mail or the poll interval."""
+    async def run(self, wakeup: asyncio.Event, stop: asyncio.Event) -> None:
+        """The background loop: deliver, then wait for new mail or the poll interval.
+
+        Setting `stop` (and `wakeup`) ends it after the message in hand is delivered.
+        """
         interval = self.rt.settings.mail_poll_interval
-        while True:
+        while not stop.is_set():
             try:
                 await self.deliver_due()
             except Exception:  # the database may be away for a while; try again later
                 log.warning("mail delivery paused: the outbox could not be read", exc_info=True)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that arrives as the wait ends.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wakeup.wait(), timeout=interval)
+                async with asyncio.timeout(interval):
+                    await wakeup.wait()
             wakeup.clear()
 
 

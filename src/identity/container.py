@@ -16,6 +16,7 @@ from identity.services.admin import Admin
 from identity.services.auth import Auth
 from identity.services.keys import Keys
 from identity.services.runtime import Runtime
+from identity.services.transfer import Transfer
 from identity.services.uow import UnitOfWork
 
 
@@ -30,6 +31,7 @@ class Container:
     accounts: Accounts
     admin: Admin
     keys: Keys
+    transfer: Transfer
 
     @classmethod
     def create(cls, settings: Settings, *, clock: Clock | None = None) -> Container:
@@ -45,6 +47,7 @@ class Container:
             accounts=Accounts(runtime),
             admin=Admin(runtime),
             keys=Keys(runtime),
+            transfer=Transfer(runtime),
         )
 
     @asynccontextmanager

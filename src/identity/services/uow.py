@@ -8,6 +8,7 @@ from identity.repositories.keys import KeyRepository
 from identity.repositories.locks import LockRepository
 from identity.repositories.roles import RoleRepository
 from identity.repositories.sessions import SessionRepository
+from identity.repositories.transfer import TransferRepository
 from identity.repositories.users import UserRepository
 
 
@@ -19,6 +20,7 @@ class UnitOfWork:
         self.sessions = SessionRepository(db)
         self.keys = KeyRepository(db)
         self.locks = LockRepository(db)
+        self.transfer = TransferRepository(db)
 
     async def commit(self) -> None:
         await self.db.commit()

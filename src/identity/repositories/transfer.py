@@ -40,7 +40,7 @@ class TransferRepository:
 
     async def role_ids(self) -> dict[str, uuid.UUID]:
         rows = await self.db.execute(select(Role.name, Role.id))
-        return dict(rows.tuples().all())
+        return dict(rows.all())
 
     async def existing(self, emails: Collection[str]) -> dict[str, ExistingUser]:
         stmt = select(User.email, User.id, User.password_hash, User.is_active).where(
@@ -49,7 +49,7 @@ class TransferRepository:
         rows = await self.db.execute(stmt)
         return {
             email: ExistingUser(id=user_id, password_hash=password_hash, is_active=is_active)
-            for email, user_id, password_hash, is_active in rows.tuples()
+            for email, user_id, password_hash, is_active in rows
         }
 
     async def upsert_users(
@@ -78,11 +78,11 @@ class TransferRepository:
         else:
             stmt = stmt.on_conflict_do_nothing(index_elements=[USERS.c.email])
         result = await self.db.execute(stmt.returning(USERS.c.email, USERS.c.id), list(rows))
-        return dict(result.tuples().all())
+        return dict(result.all())
 
     async def roles_of(self, user_ids: Collection[uuid.UUID]) -> set[tuple[uuid.UUID, uuid.UUID]]:
         stmt = select(UserRole.user_id, UserRole.role_id).where(UserRole.user_id.in_(user_ids))
-        return set((await self.db.execute(stmt)).tuples())
+        return set((await self.db.execute(stmt)).all())
 
     async def grant(self, pairs: Collection[tuple[uuid.UUID, uuid.UUID]], now: datetime) -> None:
         if not pairs:

@@ -187,7 +187,9 @@ class Transfer:
         """One batch, one transaction, a handful of statements whatever its size."""
         now = self.rt.clock.now()
         repo = uow.transfer
-        before = await repo.existing([r.email for r in rows])
+        await repo.plan_for_each_batch()
+        # Only overwrite needs to know who was there and how: their sessions and roles.
+        before = await repo.existing([r.email for r in rows]) if overwrite else {}
 
         # Lines that set the same columns share one upsert (usually the whole batch does).
         updatable = PROFILE + GUARDED if overwrite else PROFILE
@@ -203,7 +205,7 @@ class Transfer:
         created = {user_id for email, user_id in changed.items() if user_id == new_ids[email]}
         updated = set(changed.values()) - created
         ids = {email: found.id for email, found in before.items()} | changed
-        missing = [r.email for r in rows if r.email not in ids]
+        missing = [r.email for r in rows if r.email not in ids] if overwrite else []
         if missing:  # registered between the two statements, with nothing to change
             ids |= {email: found.id for email, found in (await repo.existing(missing)).items()}
 
@@ -213,11 +215,11 @@ class Transfer:
         synced: set[tuple[uuid.UUID, uuid.UUID]] = set()
         synced_users: set[uuid.UUID] = set()
         for r in rows:
-            user_id = ids[r.email]
+            user_id = ids.get(r.email)
             if user_id in created:
                 names = r.roles if r.roles is not None else _default_roles(role_ids)
                 grant.update((user_id, role_ids[name]) for name in names)
-            elif overwrite and r.roles is not None:
+            elif user_id is not None and overwrite and r.roles is not None:
                 synced_users.add(user_id)
                 synced.update((user_id, role_ids[name]) for name in r.roles)
         if synced_users:

@@ -549,3 +549,13 @@ async def test_users_import_and_export_commands(
     missing = identity(["users", "import", str(tmp_path / "nope.jsonl")], cli_env, tmp_path)
     assert missing.returncode == 1
     assert "cannot read" in missing.stderr.decode()
+
+
+async def test_the_readme_example_line_imports(gql: GraphQLClient, container: Container) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Moving users in and out", 1)[1]
+    example = next(line for line in section.splitlines() if line.startswith('{"email"'))
+    report, bad = await import_lines(container, [example])
+    assert (report.created, bad) == (1, [])
+    exported = await export_lines(container)
+    assert exported == [orjson.loads(example)]

@@ -139,9 +139,9 @@ async def test_login_for_unknown_email_still_verifies_a_hash(
     seen: list[str | None] = []
     original = hasher.verify
 
-    async def spy(password_hash: str | None, password: str):  # type: ignore[no-untyped-def]
+    async def spy(password_hash: str | None, password: str, **options: str | None):  # type: ignore[no-untyped-def]
         seen.append(password_hash)
-        return await original(password_hash, password)
+        return await original(password_hash, password, **options)
 
     monkeypatch.setattr(hasher, "verify", spy)
     result = await gql(LOGIN, {"input": {"email": "nobody@example.com", "password": PASSWORD}})

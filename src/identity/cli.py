@@ -1,4 +1,4 @@
-"""`identity serve | migrate | create-admin | export-schema | keys …`"""
+"""`identity serve | migrate | create-admin | export-schema | keys | mail | audit | users …`"""
 
 from __future__ import annotations
 
@@ -8,16 +8,21 @@ import getpass
 import ipaddress
 import os
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from identity.config import ConfigError, Settings, load_settings
 from identity.logs import configure_logging
 
 if TYPE_CHECKING:
     from identity.container import Container
+    from identity.services.transfer import ImportReport
+
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -97,6 +102,24 @@ def _parser() -> argparse.ArgumentParser:
         "--older-than", required=True, type=_period, help="e.g. 90d, 12h (days d, hours h)"
     )
     prune.set_defaults(run=_audit_prune)
+    users = commands.add_parser("users", help="move users in and out (JSON Lines)")
+    user_commands = users.add_subparsers(required=True, metavar="ACTION")
+    load = user_commands.add_parser(
+        "import", help="create users from a JSON Lines file, or update them (idempotent)"
+    )
+    load.add_argument("file", help="a JSON Lines file, or - for standard input")
+    load.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="the file also wins for existing users' password hashes, active flags and roles",
+    )
+    load.add_argument(
+        "--batch-size", type=int, default=1000, help="users per transaction (default 1000)"
+    )
+    load.set_defaults(run=_users_import)
+    dump = user_commands.add_parser("export", help="write every user to a JSON Lines file")
+    dump.add_argument("file", help="the file to write (mode 600), or - for standard output")
+    dump.set_defaults(run=_users_export)
     return parser
 
 
@@ -294,6 +317,85 @@ def _audit_prune(settings: Settings, args: argparse.Namespace) -> None:
         print(f"identity: deleted {count} audit events older than {since}")
 
     _run(run())
+def _users_import(settings: Settings, args: argparse.Namespace) -> None:
+    from identity.services.transfer import MAX_BATCH_SIZE, BadLine, ImportFailed
+
+    if not 1 <= args.batch_size <= MAX_BATCH_SIZE:
+        _fail(f"--batch-size must be 1 to {MAX_BATCH_SIZE}", code=2)
+
+    def bad_line(bad: BadLine) -> None:
+        print(f"identity: line {bad.line}: {'; '.join(bad.problems)}", file=sys.stderr)
+
+    async def run(source: IO[bytes]) -> ImportReport:
+        async with _container(settings) as container, container.unit_of_work() as uow:
+            return await container.transfer.import_users(
+                uow,
+                source,
+                overwrite=args.overwrite,
+                batch_size=args.batch_size,
+                on_bad_line=bad_line,
+            )
+
+    name = "standard input" if args.file == "-" else args.file
+    try:
+        source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        _fail(f"cannot read {args.file}: {exc.strerror}")
+    try:
+        report = _run_for(run(source))
+    except ImportFailed as exc:
+        print(_import_summary(exc.report, name), file=sys.stderr)
+        _fail(f"{exc}; the lines before were imported, and running again is safe")
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+    print(_import_summary(report, name))
+    if report.bad:
+        _fail(f"{report.bad} bad line{'s' if report.bad != 1 else ''} skipped (see above)")
+
+
+def _import_summary(report: ImportReport, name: str) -> str:
+    return (
+        f"identity: imported {report.imported} users from {name}: {report.created} created, "
+        f"{report.updated} updated, {report.unchanged} unchanged; {report.bad} bad lines"
+        + (f"; sessions ended for {report.sessions_ended}" if report.sessions_ended else "")
+    )
+
+
+def _users_export(settings: Settings, args: argparse.Namespace) -> None:
+    async def run(out: IO[bytes]) -> int:
+        count = 0
+        async with _container(settings) as container, container.reads() as db:
+            async for line in container.transfer.export_lines(db):
+                out.write(line)
+                count += 1
+        return count
+
+    if args.file == "-":
+        try:
+            count = _run_for(run(sys.stdout.buffer))
+            sys.stdout.flush()
+        except BrokenPipeError:  # e.g. `| head`: the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
+        print(f"identity: exported {count} users", file=sys.stderr)
+        return
+    # The file holds password hashes: private, and complete or not there at all.
+    target = Path(args.file)
+    try:
+        partial = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            dir=target.parent, prefix=f".{target.name}.", suffix=".partial", delete=False
+        )
+    except OSError as exc:
+        _fail(f"cannot write {args.file}: {exc.strerror}")
+    try:
+        with partial:
+            count = _run_for(run(partial))
+        os.replace(partial.name, target)
+    finally:
+        if os.path.exists(partial.name):
+            os.unlink(partial.name)
+    print(f"identity: exported {count} users to {target}")
 
 
 @asynccontextmanager
@@ -315,3 +417,7 @@ async def _container(settings: Settings) -> AsyncIterator[Container]:
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:
     asyncio.run(coro)
+
+
+def _run_for(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)

@@ -23,6 +23,7 @@ from identity.services.principal import ClientInfo
 from identity.services.recovery import Recovery
 from identity.services.runtime import Runtime
 from identity.services.tokens import OneTimeTokens
+from identity.services.transfer import Transfer
 from identity.services.uow import UnitOfWork
 
 
@@ -40,6 +41,7 @@ class Container:
     keys: Keys
     tokens: OneTimeTokens
     mail: MailDelivery
+    transfer: Transfer
     # Set when a committed unit of work queued mail: the sender wakes up at once.
     mail_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -80,6 +82,7 @@ class Container:
             mail=MailDelivery(
                 runtime, tokens, create_mailer(settings.mail_transport), renderer, delivery_unit
             ),
+            transfer=Transfer(runtime),
         )
 
     @asynccontextmanager

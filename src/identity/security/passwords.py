@@ -1,4 +1,7 @@
-"""Password hashing (argon2id, off the event loop) and the password policy (NIST 800-63B)."""
+"""Password hashing (argon2id, off the event loop) and the password policy (NIST 800-63B).
+
+Imported bcrypt and PBKDF2 hashes are verified too (security/foreign.py) and upgraded on login.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from importlib.resources import files
 
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from identity.security import foreign
 
 MIN_LENGTH = 8
 MAX_LENGTH = 128
@@ -56,7 +61,22 @@ class PasswordHasher:
     def hash_sync(self, password: str) -> str:
         return self._hasher.hash(password)
 
-    def verify_sync(self, password_hash: str, password: str) -> Verification:
+    def verify_sync(
+        self, password_hash: str, password: str, as_typed: str | None = None
+    ) -> Verification:
+        """Check `password` (NFKC-normalized) against a stored hash.
+
+        Hashes imported from other systems (bcrypt, Django's PBKDF2) are checked with their
+        own scheme and always reported for re-hashing with argon2id. Those systems may not
+        have normalized passwords, so the password `as_typed` is tried too when it differs.
+        """
+        kind = foreign.scheme(password_hash)
+        if kind is not None and kind != foreign.ARGON2ID:
+            candidates = [password]
+            if as_typed is not None and as_typed != password:
+                candidates.append(as_typed)
+            ok = any(foreign.verify(kind, password_hash, c) for c in candidates)
+            return Verification(ok=ok, needs_rehash=ok)
         try:
             self._hasher.verify(password_hash, password)
         except VerifyMismatchError:
@@ -80,12 +100,19 @@ class PasswordHasher:
             self._pool, self.hash_sync, password
         )
 
-    async def verify(self, password_hash: str | None, password: str) -> Verification:
-        """Check a password; without a hash (unknown user, no password set) it costs the same."""
+    async def verify(
+        self, password_hash: str | None, password: str, *, as_typed: str | None = None
+    ) -> Verification:
+        """Check a password; without a hash (unknown user, no password set) it costs the same.
+
+        `as_typed` is the password before normalization, tried only for imported hashes.
+        """
         loop = asyncio.get_running_loop()
         if password_hash is None:
             return await loop.run_in_executor(self._pool, self._verify_dummy_sync, password)
-        return await loop.run_in_executor(self._pool, self.verify_sync, password_hash, password)
+        return await loop.run_in_executor(
+            self._pool, self.verify_sync, password_hash, password, as_typed
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -110,13 +110,16 @@ class Auth:
     ) -> AuthResult:
         check = Checker()
         email = check.email("email", email)
-        password = check.given_password("password", password)
+        as_typed, password = password, check.given_password("password", password)
         check.done()
 
         user = await uow.users.by_email(email)
         await uow.release()  # no connection is held while the password is checked
         # An unknown address costs the same as a wrong password: a dummy hash is verified.
-        verification = await self.rt.hasher.verify(user.password_hash if user else None, password)
+        # An imported hash may come from a system that did not normalize: as typed is tried too.
+        verification = await self.rt.hasher.verify(
+            user.password_hash if user else None, password, as_typed=as_typed
+        )
         if user is None or not verification.ok:
             reason = "unknown_email" if user is None else "wrong_password"
             await self._refuse(uow, user, email, reason, InvalidCredentials())

@@ -16,6 +16,7 @@ from identity.repositories.outbox import OutboxRepository
 from identity.repositories.roles import RoleRepository
 from identity.repositories.sessions import SessionRepository
 from identity.repositories.tokens import OneTimeTokenRepository
+from identity.repositories.transfer import TransferRepository
 from identity.repositories.users import UserRepository
 from identity.services.principal import ClientInfo
 
@@ -91,6 +92,7 @@ class UnitOfWork:
         self.outbox = Outbox(OutboxRepository(db), clock)
         self.outbox_messages = OutboxRepository(db)
         self.committed = False
+        self.transfer = TransferRepository(db)
 
     async def commit(self) -> None:
         await self.db.commit()

@@ -33,6 +33,7 @@ from identity.clock import FrozenClock
 from identity.config import Settings
 from identity.container import Container
 from identity.db import migrate, models
+from tests import nodetools
 
 POSTGRES_ADMIN = os.environ.get(
     "IDENTITY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -74,6 +75,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             yellow=True,
             bold=True,
         )
+    for what, problem in nodetools.skipped.items():
+        terminalreporter.write_line(f"{what} were SKIPPED: {problem}.", yellow=True, bold=True)
 
 
 @dataclass(frozen=True)

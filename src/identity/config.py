@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     auto_migrate: bool | None = None
     require_verified_email: bool = False
     graphiql: bool | None = None
+    # Where GraphiQL's page loads React and GraphiQL from, instead of https://unpkg.com/: the
+    # same relative paths (react@18.2.0/umd/…), e.g. a mirror made by examples/graphiql-assets.
+    graphiql_assets_url: str | None = None
     introspection: bool | None = None
     max_body_size: int = Field(default=64 * 1024, ge=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -129,6 +132,15 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("graphiql_assets_url")
+    @classmethod
+    def _graphiql_assets_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://", "/")):
+            raise ValueError("must start with http://, https:// or / (a path on this host)")
+        return value.rstrip("/") + "/"
 
     @model_validator(mode="after")
     def _production_rules(self) -> Settings:

@@ -14,6 +14,7 @@ from strawberry.http import GraphQLHTTPResponse
 
 from identity.container import Container
 from identity.graphql.context import Context
+from identity.graphql.graphiql import graphiql_page
 from identity.graphql.schema import Schema
 
 # Refusals of the request itself rather than answers: HTTP 400.
@@ -29,6 +30,8 @@ class GraphQLView(GraphQL[Context, None]):
             allow_queries_via_get=True,
         )
         self.container = container
+        if settings.graphiql_enabled:
+            self.graphiql_html = graphiql_page(self.graphql_ide_html, settings.graphiql_assets_url)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -39,10 +42,7 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def render_graphql_ide(self, request: Request) -> Response:
         # Typed headers (an Authorization token) stay in memory, not in localStorage.
-        html = self.graphql_ide_html.replace(
-            "shouldPersistHeaders: true", "shouldPersistHeaders: false"
-        )
-        return HTMLResponse(html)
+        return HTMLResponse(self.graphiql_html)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

@@ -317,6 +317,8 @@ def _audit_prune(settings: Settings, args: argparse.Namespace) -> None:
         print(f"identity: deleted {count} audit events older than {since}")
 
     _run(run())
+
+
 def _users_import(settings: Settings, args: argparse.Namespace) -> None:
     from identity.services.transfer import MAX_BATCH_SIZE, BadLine, ImportFailed
 

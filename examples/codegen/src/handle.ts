@@ -1,21 +1,51 @@
-// Turning each mutation's result union into what a screen shows, one member at a time.
+// Turning identity's results into what a screen shows, with the types generated from
+// schema.graphql and ../operations/*.graphql.
 //
-// Every `switch` below lists every member of its union and ends in `assertNever`: when the
-// schema gains a member (a new error type, say) that a switch does not handle, `tsc --noEmit`
+// Every `switch` below lists every member of its result union and ends in `assertNever`: when
+// the schema gains a member (a new error type, say) that a switch does not handle, `tsc --noEmit`
 // fails here, instead of the new case reaching users as "undefined". A member the schema drops
 // fails too (its `case` no longer type-checks). Fix it by deciding what the screen should do.
+//
+// The list queries (users, audit log, sessions, roles) are turned into plain rows for a table.
 
 import type {
+  AssignRoleMutation,
+  AuditLogQuery,
   ChangePasswordMutation,
+  ConfirmEmailChangeMutation,
+  CreateRoleMutation,
+  CreateUserMutation,
+  DeleteAccountMutation,
+  DeleteRoleMutation,
+  DeleteUserMutation,
+  DeviceSessionFragment,
   InvalidInputFragment,
+  ManagedUserFragment,
+  MySessionsQuery,
+  NextPageFragment,
   RefreshSessionMutation,
+  RequestEmailChangeMutation,
+  RequestEmailVerificationMutation,
+  RequestPasswordResetMutation,
+  ResetPasswordMutation,
+  RevokeAllSessionsMutation,
+  RevokeRoleMutation,
+  RevokeSessionMutation,
+  RevokeUserSessionsMutation,
+  RoleDetailsFragment,
+  RoleEditorQuery,
   SignInMutation,
   SignOutMutation,
   SignUpMutation,
   SignedInFragment,
   TooManyAttemptsFragment,
   UpdateProfileMutation,
+  UpdateRoleMutation,
+  UpdateUserMutation,
+  UserListQuery,
   UserProfileFragment,
+  VerifyEmailMutation,
+  VerifyUserMutation,
 } from "./generated/operations";
 
 /** What the UI does next: go on with a value, or show a message (per field, or "wait"). */
@@ -30,18 +60,29 @@ export type Outcome<T> =
       signedOut?: true; // the session is gone: send the user to the sign-in screen
     };
 
+/** The failing half of an Outcome: fits any `Outcome<T>`. */
+type Failure = Extract<Outcome<unknown>, { ok: false }>;
+
 export function assertNever(value: never): never {
   throw new Error(`Unhandled result: ${JSON.stringify(value)}`);
 }
 
-function invalidInput(error: InvalidInputFragment): Outcome<never> {
+function invalidInput(error: InvalidInputFragment): Failure {
   const fields = Object.fromEntries(error.fields.map((f) => [f.field, f.message]));
   return { ok: false, reason: "ValidationError", message: error.message, fields };
 }
 
-function tooManyAttempts(error: TooManyAttemptsFragment): Outcome<never> {
+function tooManyAttempts(error: TooManyAttemptsFragment): Failure {
   return { ok: false, reason: "RateLimited", message: error.message, retryAfter: error.retryAfter };
 }
+
+/** Any other error member: its message, beside one input when it is about that input. */
+function rejected(error: { __typename: string; message: string }, field?: string): Failure {
+  const fields = field === undefined ? undefined : { [field]: error.message };
+  return { ok: false, reason: error.__typename, message: error.message, fields };
+}
+
+// Signing up, in and out (auth.graphql) ----------------------------------------------------------
 
 export function signUpOutcome(result: SignUpMutation["register"]): Outcome<UserProfileFragment> {
   switch (result.__typename) {
@@ -50,12 +91,7 @@ export function signUpOutcome(result: SignUpMutation["register"]): Outcome<UserP
     case "ValidationError":
       return invalidInput(result);
     case "EmailAlreadyRegistered":
-      return {
-        ok: false,
-        reason: result.__typename,
-        message: result.message,
-        fields: { email: result.message },
-      };
+      return rejected(result, "email");
     case "RateLimited":
       return tooManyAttempts(result);
     default:
@@ -70,7 +106,7 @@ export function signInOutcome(result: SignInMutation["login"]): Outcome<SignedIn
     case "InvalidCredentials":
     case "AccountDisabled":
     case "EmailNotVerified":
-      return { ok: false, reason: result.__typename, message: result.message };
+      return rejected(result);
     case "ValidationError":
       return invalidInput(result);
     case "RateLimited":
@@ -87,7 +123,7 @@ export function refreshOutcome(
     case "AuthPayload":
       return { ok: true, value: result };
     case "InvalidToken":
-      return { ok: false, reason: result.__typename, message: result.message, signedOut: true };
+      return { ...rejected(result), signedOut: true };
     default:
       return assertNever(result);
   }
@@ -104,6 +140,8 @@ export function signOutOutcome(result: SignOutMutation["logout"]): Outcome<strin
       return assertNever(result);
   }
 }
+
+// The signed-in user's account (account.graphql) -------------------------------------------------
 
 export function updateProfileOutcome(
   result: UpdateProfileMutation["updateMe"],
@@ -125,12 +163,7 @@ export function changePasswordOutcome(
     case "ChangePasswordSuccess":
       return { ok: true, value: result.message };
     case "InvalidCredentials":
-      return {
-        ok: false,
-        reason: result.__typename,
-        message: result.message,
-        fields: { currentPassword: result.message },
-      };
+      return rejected(result, "currentPassword");
     case "ValidationError":
       return invalidInput(result);
     case "RateLimited":
@@ -138,4 +171,409 @@ export function changePasswordOutcome(
     default:
       return assertNever(result);
   }
+}
+
+// Recovery and addresses (recovery.graphql) ------------------------------------------------------
+
+export function requestPasswordResetOutcome(
+  result: RequestPasswordResetMutation["requestPasswordReset"],
+): Outcome<string> {
+  switch (result.__typename) {
+    case "RequestPasswordResetSuccess":
+      return { ok: true, value: result.message }; // "check your mail", known address or not
+    case "ValidationError":
+      return invalidInput(result);
+    case "RateLimited":
+      return tooManyAttempts(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function resetPasswordOutcome(
+  result: ResetPasswordMutation["resetPassword"],
+): Outcome<string> {
+  switch (result.__typename) {
+    case "ResetPasswordSuccess":
+      return { ok: true, value: result.message }; // every session ended: sign in again
+    case "InvalidToken":
+      return rejected(result); // expired or used link: offer to send a new one
+    case "ValidationError":
+      return invalidInput(result); // `password`, `passwordConfirm` (code `mismatch`)
+    default:
+      return assertNever(result);
+  }
+}
+
+export function requestEmailVerificationOutcome(
+  result: RequestEmailVerificationMutation["requestEmailVerification"],
+): Outcome<string> {
+  switch (result.__typename) {
+    case "RequestEmailVerificationSuccess":
+      return { ok: true, value: result.message };
+    case "RateLimited":
+      return tooManyAttempts(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function verifyEmailOutcome(
+  result: VerifyEmailMutation["verifyEmail"],
+): Outcome<UserProfileFragment> {
+  switch (result.__typename) {
+    case "VerifyEmailSuccess":
+      return { ok: true, value: result.user };
+    case "InvalidToken":
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function requestEmailChangeOutcome(
+  result: RequestEmailChangeMutation["requestEmailChange"],
+): Outcome<string> {
+  switch (result.__typename) {
+    case "RequestEmailChangeSuccess":
+      return { ok: true, value: result.message };
+    case "InvalidCredentials":
+      return rejected(result, "currentPassword");
+    case "EmailAlreadyRegistered":
+      return rejected(result, "newEmail");
+    case "ValidationError":
+      return invalidInput(result);
+    case "RateLimited":
+      return tooManyAttempts(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function confirmEmailChangeOutcome(
+  result: ConfirmEmailChangeMutation["confirmEmailChange"],
+): Outcome<UserProfileFragment> {
+  switch (result.__typename) {
+    case "ConfirmEmailChangeSuccess":
+      return { ok: true, value: result.user };
+    case "InvalidToken":
+    case "EmailAlreadyRegistered": // someone took the address since the link was sent
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+// Sessions and closing the account (sessions.graphql) --------------------------------------------
+
+/** One signed-in device, as a "Where you're signed in" list or an admin's user page shows it. */
+export interface DeviceRow {
+  id: string; // for revokeSession
+  device: string;
+  ipAddress: string;
+  lastUsed: Date;
+  expires: Date;
+  current: boolean; // "this device": ending it signs the user out here
+}
+
+export function deviceRows(sessions: readonly DeviceSessionFragment[]): DeviceRow[] {
+  return sessions.map((s) => ({
+    id: s.id,
+    device: s.userAgent ?? "Unknown device",
+    ipAddress: s.ipAddress ?? "",
+    lastUsed: new Date(s.lastUsedAt),
+    expires: new Date(s.expiresAt),
+    current: s.current,
+  }));
+}
+
+export function mySessions(data: MySessionsQuery): Outcome<DeviceRow[]> {
+  if (data.me === null) {
+    return { ok: false, reason: "SignedOut", message: "Please sign in.", signedOut: true };
+  }
+  return { ok: true, value: deviceRows(data.me.sessions) };
+}
+
+export function revokeSessionOutcome(
+  result: RevokeSessionMutation["revokeSession"],
+): Outcome<string> {
+  switch (result.__typename) {
+    case "RevokeSessionSuccess":
+      return { ok: true, value: result.message };
+    case "NotFound": // ended already, or not one of yours: refresh the list
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+/** With `keepCurrent: false` the caller's own session ends too: sign out afterwards. */
+export function revokeAllSessionsOutcome(
+  result: RevokeAllSessionsMutation["revokeAllSessions"],
+): Outcome<{ message: string; count: number }> {
+  switch (result.__typename) {
+    case "RevokeAllSessionsSuccess":
+      return { ok: true, value: { message: result.message, count: result.count } };
+    default:
+      // A union of one member is a plain object type to TypeScript: the `switch` narrows
+      // `result.__typename` to `never` here, but not `result` itself.
+      return assertNever(result.__typename);
+  }
+}
+
+export function deleteAccountOutcome(result: DeleteAccountMutation["deleteMe"]): Outcome<string> {
+  switch (result.__typename) {
+    case "DeleteMeSuccess":
+      return { ok: true, value: result.message }; // the account is gone: drop the tokens
+    case "InvalidCredentials":
+      return rejected(result, "currentPassword");
+    case "LastAdmin": // another admin must exist first
+      return rejected(result);
+    case "RateLimited":
+      return tooManyAttempts(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+// Paging, shared by the user list and the audit log ----------------------------------------------
+
+/** One page of a connection as a table shows it. */
+export interface Page<Row> {
+  rows: Row[];
+  totalCount: number; // every match of the filter, for "1–20 of 345"
+  after: string | null; // the `after` variable of the next page; null on the last page
+}
+
+function toPage<Node, Row>(
+  connection: {
+    edges: ReadonlyArray<{ node: Node }>;
+    pageInfo: NextPageFragment;
+    totalCount: number;
+  },
+  toRow: (node: Node) => Row,
+): Page<Row> {
+  const { hasNextPage, endCursor } = connection.pageInfo;
+  return {
+    rows: connection.edges.map((edge) => toRow(edge.node)),
+    totalCount: connection.totalCount,
+    after: hasNextPage ? endCursor : null,
+  };
+}
+
+// Admin: users (admin-users.graphql) -------------------------------------------------------------
+
+export interface UserRow {
+  id: string;
+  name: string; // an invited user may have no name yet: then the address
+  email: string;
+  status: "active" | "unverified" | "disabled";
+  roles: { id: string; name: string }[]; // ids for revokeRole
+  permissions: string[];
+  lastLogin: Date | null;
+}
+
+export function userRow(user: ManagedUserFragment): UserRow {
+  const fullName = `${user.firstName} ${user.lastName}`.trim();
+  return {
+    id: user.id,
+    name: fullName || user.email,
+    email: user.email,
+    status: !user.isActive ? "disabled" : user.isVerified ? "active" : "unverified",
+    roles: user.roles.map(({ id, name }) => ({ id, name })),
+    permissions: user.permissions,
+    lastLogin: user.lastLoginAt === null ? null : new Date(user.lastLoginAt),
+  };
+}
+
+export function userRows(data: UserListQuery): Page<UserRow> {
+  return toPage(data.users, userRow);
+}
+
+export function createUserOutcome(
+  result: CreateUserMutation["createUser"],
+): Outcome<ManagedUserFragment> {
+  switch (result.__typename) {
+    case "CreateUserSuccess":
+      return { ok: true, value: result.user }; // the invitation is on its way
+    case "ValidationError":
+      return invalidInput(result);
+    case "EmailAlreadyRegistered":
+      return rejected(result, "email");
+    default:
+      return assertNever(result);
+  }
+}
+
+export function updateUserOutcome(
+  result: UpdateUserMutation["updateUser"],
+): Outcome<ManagedUserFragment> {
+  switch (result.__typename) {
+    case "UpdateUserSuccess":
+      return { ok: true, value: result.user };
+    case "ValidationError":
+      return invalidInput(result);
+    case "EmailAlreadyRegistered":
+      return rejected(result, "email");
+    case "LastAdmin":
+      return rejected(result, "isActive");
+    case "NotFound":
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function deleteUserOutcome(result: DeleteUserMutation["deleteUser"]): Outcome<string> {
+  switch (result.__typename) {
+    case "DeleteUserSuccess":
+      return { ok: true, value: result.message };
+    case "NotFound":
+    case "LastAdmin":
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function verifyUserOutcome(
+  result: VerifyUserMutation["verifyUser"],
+): Outcome<ManagedUserFragment> {
+  switch (result.__typename) {
+    case "VerifyUserSuccess":
+      return { ok: true, value: result.user };
+    case "NotFound":
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function revokeUserSessionsOutcome(
+  result: RevokeUserSessionsMutation["revokeUserSessions"],
+): Outcome<number> {
+  switch (result.__typename) {
+    case "RevokeUserSessionsSuccess":
+      return { ok: true, value: result.count };
+    case "NotFound":
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function assignRoleOutcome(
+  result: AssignRoleMutation["assignRole"],
+): Outcome<ManagedUserFragment> {
+  switch (result.__typename) {
+    case "AssignRoleSuccess":
+      return { ok: true, value: result.user };
+    case "NotFound": // the user or the role
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function revokeRoleOutcome(
+  result: RevokeRoleMutation["revokeRole"],
+): Outcome<ManagedUserFragment> {
+  switch (result.__typename) {
+    case "RevokeRoleSuccess":
+      return { ok: true, value: result.user };
+    case "NotFound":
+    case "LastAdmin":
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+// Admin: roles (admin-roles.graphql) -------------------------------------------------------------
+
+/** One checkbox of the role editor. */
+export interface PermissionChoice {
+  code: string;
+  description: string;
+  granted: boolean;
+}
+
+/** The role editor's form: the role, and every permission with the role's ones ticked. */
+export function roleEditor(
+  data: RoleEditorQuery,
+): Outcome<{ role: RoleDetailsFragment; choices: PermissionChoice[] }> {
+  const { role, permissions } = data;
+  if (role === null) {
+    return { ok: false, reason: "NotFound", message: "No such role." };
+  }
+  const granted = new Set(role.permissions.map((p) => p.code));
+  const choices = permissions.map((p) => ({ ...p, granted: granted.has(p.code) }));
+  return { ok: true, value: { role, choices } };
+}
+
+export function createRoleOutcome(
+  result: CreateRoleMutation["createRole"],
+): Outcome<RoleDetailsFragment> {
+  switch (result.__typename) {
+    case "CreateRoleSuccess":
+      return { ok: true, value: result.role };
+    case "ValidationError":
+      return invalidInput(result); // `name` (`taken`), `permissions` (`unknown_permission`)
+    default:
+      return assertNever(result);
+  }
+}
+
+export function updateRoleOutcome(
+  result: UpdateRoleMutation["updateRole"],
+): Outcome<RoleDetailsFragment> {
+  switch (result.__typename) {
+    case "UpdateRoleSuccess":
+      return { ok: true, value: result.role };
+    case "ValidationError":
+      return invalidInput(result); // also `system_role` when renaming a system role
+    case "NotFound":
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function deleteRoleOutcome(result: DeleteRoleMutation["deleteRole"]): Outcome<string> {
+  switch (result.__typename) {
+    case "DeleteRoleSuccess":
+      return { ok: true, value: result.message };
+    case "ValidationError":
+      return invalidInput(result); // `system_role`
+    case "NotFound":
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+// Audit log (audit.graphql) ----------------------------------------------------------------------
+
+export interface AuditRow {
+  id: string;
+  at: Date;
+  action: string; // e.g. "password.changed"
+  actorId: string | null; // null for the system; kept after the user is deleted
+  subjectId: string | null;
+  from: string; // address and browser, when the event came from a request
+  details: string; // "key: value" pairs, for a one-line summary
+}
+
+export function auditRows(data: AuditLogQuery): Page<AuditRow> {
+  return toPage(data.auditEvents, (event) => ({
+    id: event.id,
+    at: new Date(event.occurredAt),
+    action: event.action,
+    actorId: event.actorId,
+    subjectId: event.subjectId,
+    from: [event.ipAddress, event.userAgent].filter(Boolean).join(" · "),
+    details: Object.entries(event.details)
+      .map(([key, value]) => `${key}: ${JSON.stringify(value)}`)
+      .join(", "),
+  }));
 }

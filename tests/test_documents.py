@@ -10,7 +10,14 @@ import re
 from pathlib import Path
 
 import pytest
-from graphql import GraphQLSchema, build_schema, parse, validate
+from graphql import (
+    FieldNode,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    build_schema,
+    parse,
+    validate,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -49,3 +56,21 @@ def test_example_operations_are_valid(schema: GraphQLSchema) -> None:
     document = parse("\n".join(f.read_text(encoding="utf-8") for f in files))
     errors = validate(schema, document)
     assert not errors, "\n".join(str(e) for e in errors)
+
+
+def test_example_operations_cover_every_query_and_mutation(schema: GraphQLSchema) -> None:
+    # The examples are what client authors copy: a new root field needs one.
+    used = set()
+    for path in sorted(OPERATIONS.glob("*.graphql")):
+        for definition in parse(path.read_text(encoding="utf-8")).definitions:
+            if isinstance(definition, OperationDefinitionNode):
+                for selection in definition.selection_set.selections:
+                    if isinstance(selection, FieldNode):
+                        used.add(f"{definition.operation.value}.{selection.name.value}")
+    every = {
+        f"{operation}.{name}"
+        for operation, root in (("query", schema.query_type), ("mutation", schema.mutation_type))
+        if root is not None
+        for name in root.fields
+    }
+    assert not every - used, f"no example operation uses {sorted(every - used)}"

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -17,6 +18,7 @@ from identity.clock import Clock
 from identity.config import Settings, load_settings
 from identity.container import Container
 from identity.db import migrate
+from identity.graphql.cookies import CSRF_HEADER
 from identity.graphql.schema import build_schema
 from identity.graphql.view import GraphQLView
 from identity.http import RequestMiddleware
@@ -89,7 +91,23 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         lifespan=lifespan,
     )
     app.state.container = container
-    app.add_middleware(RequestMiddleware, max_body_size=settings.max_body_size)
+    if settings.cors_origins:
+        # Credentials (the refresh cookie) only for these exact origins; the custom header
+        # that cookie requests carry makes every cross-origin call preflighted.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", CSRF_HEADER, "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+            max_age=600,
+        )
+    app.add_middleware(
+        RequestMiddleware,
+        max_body_size=settings.max_body_size,
+        trusted_proxies=settings.trusted_proxies,
+    )
     return app
 
 

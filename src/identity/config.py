@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
+import limits
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -76,6 +78,24 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     cors_origins: Annotated[list[str], NoDecode] = []
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    refresh_cookie: bool = False
+    redis_url: str | None = None
+
+    # Rate limits (the `limits` notation: "5/15minutes;20/day"; every part must hold)
+    rate_limit_login_account: str = "5/15minutes;10/hour;20/day"
+    rate_limit_login_address: str = "60/minute;600/hour"
+    rate_limit_register_address: str = "10/hour;50/day"
+    rate_limit_register_email: str = "3/hour"
+    rate_limit_recovery_address: str = "10/hour;50/day"
+    rate_limit_recovery_email: str = "3/hour;10/day"
+    rate_limit_key_prefix: str = "identity"
+
+    # GraphQL limits
+    max_query_depth: int = Field(default=15, ge=2, le=100)
+    max_aliases: int = Field(default=15, ge=1)
+    max_tokens: int = Field(default=2000, ge=100)
+    max_query_size: int = Field(default=16 * 1024, ge=1024)
 
     # Mail
     mail_url: str | None = None
@@ -93,10 +113,51 @@ class Settings(BaseSettings):
     email_change_ttl: int = Field(default=24 * 3600, ge=60)
     invitation_ttl: int = Field(default=7 * 24 * 3600, ge=60)
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _lists(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin == "*" or not origin.startswith(("http://", "https://")):
+                raise ValueError(f"{origin!r}: list exact origins like https://app.example.com")
+        return [origin.rstrip("/") for origin in value]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an address or network") from None
+        return value
+
+    @field_validator(
+        "rate_limit_login_account",
+        "rate_limit_login_address",
+        "rate_limit_register_address",
+        "rate_limit_register_email",
+        "rate_limit_recovery_address",
+        "rate_limit_recovery_email",
+    )
+    @classmethod
+    def _rate_limits(cls, value: str) -> str:
+        try:
+            limits.parse_many(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate limit like 5/15minutes;20/day") from None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://")):
+            raise ValueError("use redis://host:port/db or rediss://…")
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -170,6 +231,11 @@ class Settings(BaseSettings):
     @property
     def migrate_on_start(self) -> bool:
         return self.auto_migrate if self.auto_migrate is not None else not self.is_production
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Secure and the __Host- prefix; dropped only for plain-HTTP development."""
+        return self.is_production or self.public_url.startswith("https://")
 
     @property
     def mail_transport(self) -> str:

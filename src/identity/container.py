@@ -22,6 +22,7 @@ from identity.services.mail import MailDelivery
 from identity.services.principal import ClientInfo
 from identity.services.recovery import Recovery
 from identity.services.runtime import Runtime
+from identity.services.throttle import Throttle
 from identity.services.tokens import OneTimeTokens
 from identity.services.transfer import Transfer
 from identity.services.uow import UnitOfWork
@@ -50,7 +51,8 @@ class Container:
         engine = create_engine(settings)
         runtime = Runtime.create(settings, clock or SystemClock())
         tokens = OneTimeTokens(runtime)
-        recovery = Recovery(runtime, tokens)
+        throttle = Throttle(runtime)
+        recovery = Recovery(runtime, tokens, throttle)
         writes = create_sessionmaker(engine, write=True)
         renderer = Renderer(
             sender=settings.mail_from,
@@ -73,8 +75,8 @@ class Container:
             reads=create_sessionmaker(engine),
             writes=writes,
             runtime=runtime,
-            auth=Auth(runtime),
-            accounts=Accounts(runtime, recovery),
+            auth=Auth(runtime, throttle),
+            accounts=Accounts(runtime, recovery, throttle),
             recovery=recovery,
             admin=Admin(runtime, tokens),
             keys=Keys(runtime),

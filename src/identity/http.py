@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import time
 import uuid
+from collections.abc import Sequence
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,6 +21,8 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
     (b"cross-origin-opener-policy", b"same-origin"),
+    # JSON answers need nothing; pages that do (GraphiQL, the link pages) set their own.
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 ]
 
 
@@ -32,9 +36,12 @@ class RequestMiddleware:
     Plain ASGI rather than BaseHTTPMiddleware: no extra task or body copy per request.
     """
 
-    def __init__(self, app: ASGIApp, *, max_body_size: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_size: int, trusted_proxies: Sequence[str] = ()
+    ) -> None:
         self.app = app
         self.max_body_size = max_body_size
+        self.trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,8 +51,7 @@ class RequestMiddleware:
         request_id = _request_id(scope)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        client = scope.get("client")
-        state["client_ip"] = client[0] if client else None
+        state["client_ip"] = self.client_address(scope)
         status = 500
         response_started = False
 
@@ -84,6 +90,40 @@ class RequestMiddleware:
                 raise
             await _too_large(send_with_headers)
         _log(scope, request_id, status, started)
+
+    def client_address(self, scope: Scope) -> str | None:
+        """The socket's peer; behind a trusted proxy, the nearest untrusted X-Forwarded-For hop."""
+        client = scope.get("client")
+        peer: str | None = client[0] if client else None
+        if peer is None or not self._trusted(peer):
+            return peer
+        hops: list[str] = [
+            hop.strip()
+            for name, value in scope["headers"]
+            if name == b"x-forwarded-for"
+            for hop in value.decode("latin-1").split(",")
+        ]
+        for hop in reversed(hops):
+            if not _is_address(hop):
+                return peer  # a garbled header: the proxy is the best we know
+            if not self._trusted(hop):
+                return hop
+        return hops[0] if hops else peer
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.trusted)
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _request_id(scope: Scope) -> str:

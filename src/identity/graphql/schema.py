@@ -12,6 +12,7 @@ from graphql import (
     DocumentNode,
     GraphQLError,
     GraphQLSchema,
+    GraphQLSyntaxError,
     parse,
     specified_rules,
     validate,
@@ -24,6 +25,7 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import ExecutionContext
 
 from identity.config import Settings
+from identity.graphql.limits import limit_rules, too_complex
 from identity.graphql.mutations.account import AccountMutations
 from identity.graphql.mutations.admin import AdminMutations
 from identity.graphql.mutations.auth import AuthMutations
@@ -34,7 +36,6 @@ from identity.graphql.queries import Query
 log = logging.getLogger("identity.graphql")
 
 UNEXPECTED = "Unexpected error."
-MAX_TOKENS = 2000
 
 
 @strawberry.type
@@ -83,22 +84,34 @@ def document_cache(settings: Settings) -> type[SchemaExtension]:
     limiter factories) would never hit the cache.
     """
     rules = validation_rules(settings)
+    limits = limit_rules(settings.max_query_depth, settings.max_aliases)
     hide_suggestions = settings.is_production
-    max_tokens = MAX_TOKENS
+    max_tokens = settings.max_tokens
+    max_size = settings.max_query_size
 
     class DocumentCache(SchemaExtension):
         def on_parse(self) -> Iterator[None]:
             context = self.execution_context
-            if context.query and context.graphql_document is None:
-                context.graphql_document = _parse(context.query, max_tokens)
+            query = context.query
+            if query and context.graphql_document is None:
+                if len(query) > max_size:
+                    raise too_complex(f"The query is longer than {max_size} characters.")
+                try:
+                    context.graphql_document = _parse(query, max_tokens)
+                except GraphQLSyntaxError as exc:
+                    if "Parsing aborted" in exc.message:  # the token limit
+                        raise too_complex(exc.message.removeprefix("Syntax Error: ")) from None
+                    raise
             yield
 
         def on_validate(self) -> Iterator[None]:
             context = self.execution_context
             assert context.query is not None
+            schema = context.schema._schema
+            # The limits first: a refused document is not validated any further.
             context.pre_execution_errors = _validate(
-                context.schema._schema, context.query, max_tokens, rules, hide_suggestions
-            )
+                schema, context.query, max_tokens, limits, hide_suggestions
+            ) or _validate(schema, context.query, max_tokens, rules, hide_suggestions)
             yield
 
     return DocumentCache

@@ -52,8 +52,8 @@ class SessionRepository:
 
     async def rotate(
         self, session_id: uuid.UUID, counter: int, now: datetime, idle_since: datetime | None
-    ) -> uuid.UUID | None:
-        """Advance a live session's refresh counter from `counter`; its user id, or None.
+    ) -> tuple[uuid.UUID, datetime] | None:
+        """Advance a live session's refresh counter from `counter`: (user id, end), or None.
 
         The compare-and-set on the counter makes two concurrent refreshes with the same
         token produce one successor: the second update matches no row.
@@ -67,11 +67,12 @@ class SessionRepository:
                 Session.expires_at > now,
             )
             .values(refresh_counter=counter + 1, refreshed_at=now, last_used_at=now)
-            .returning(Session.user_id)
+            .returning(Session.user_id, Session.expires_at)
         )
         if idle_since is not None:
             stmt = stmt.where(Session.last_used_at > idle_since)
-        return (await self.db.execute(stmt)).scalar()
+        row = (await self.db.execute(stmt)).first()
+        return None if row is None else (row[0], row[1])
 
     async def device_seen(self, user_id: uuid.UUID, user_agent: str | None) -> bool:
         """Has this user signed in before with this user agent?"""

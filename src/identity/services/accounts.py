@@ -14,6 +14,7 @@ from identity.services.fields import UNSET, Maybe
 from identity.services.principal import Principal
 from identity.services.recovery import Recovery
 from identity.services.runtime import Runtime
+from identity.services.throttle import Throttle
 from identity.services.uow import UnitOfWork
 from identity.services.validation import Checker
 
@@ -29,9 +30,10 @@ class Registration:
 
 
 class Accounts:
-    def __init__(self, rt: Runtime, recovery: Recovery) -> None:
+    def __init__(self, rt: Runtime, recovery: Recovery, throttle: Throttle) -> None:
         self.rt = rt
         self.recovery = recovery
+        self.throttle = throttle
 
     async def register(self, uow: UnitOfWork, data: Registration) -> User:
         check = Checker()
@@ -40,6 +42,8 @@ class Accounts:
         first_name = check.name("firstName", data.first_name)
         last_name = check.name("lastName", data.last_name)
         check.done()
+        await self.throttle.per_address(self.throttle.register_address, uow.client)
+        await self.throttle.count(self.throttle.register_email, email)
 
         if await uow.users.email_taken(email):
             raise EmailAlreadyRegistered()
@@ -104,9 +108,7 @@ class Accounts:
         check.done()
 
         user = await self._own_user(uow, principal)
-        await uow.release()
-        if not (await self.rt.hasher.verify(user.password_hash, current)).ok:
-            raise InvalidCredentials()
+        await self.throttle.check_password(uow, user, current)
         new_hash = await self.rt.hasher.hash(new)
 
         now = self.rt.clock.now()
@@ -167,9 +169,7 @@ class Accounts:
         password = check.given_password("currentPassword", password)
         check.done()
         user = await self._own_user(uow, principal)
-        await uow.release()
-        if not (await self.rt.hasher.verify(user.password_hash, password)).ok:
-            raise InvalidCredentials()
+        await self.throttle.check_password(uow, user, password)
         await guard_last_admin(uow, user)
         await uow.users.delete(user.id)
         uow.audit.record("user.deleted_self", actor=user.id, subject=user.id)

@@ -9,6 +9,7 @@ from typing import NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from identity import metrics
 from identity.db.models import Role, Session, User
 from identity.repositories.sessions import SessionRepository
 from identity.security.jwt import InvalidAccessToken
@@ -18,9 +19,11 @@ from identity.services.errors import (
     EmailNotVerified,
     InvalidCredentials,
     InvalidToken,
+    RateLimited,
 )
 from identity.services.principal import ClientInfo, Principal
 from identity.services.runtime import Runtime
+from identity.services.throttle import Throttle
 from identity.services.uow import UnitOfWork
 from identity.services.validation import Checker
 
@@ -36,6 +39,7 @@ class AuthResult:
     user: User
     roles: list[Role]
     session_id: uuid.UUID
+    session_ends: datetime  # the refresh token's absolute end (a cookie's lifetime)
 
 
 class Unauthenticated(Exception):
@@ -43,8 +47,9 @@ class Unauthenticated(Exception):
 
 
 class Auth:
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, throttle: Throttle) -> None:
         self.rt = rt
+        self.throttle = throttle
 
     # Tokens -----------------------------------------------------------------------------
 
@@ -58,7 +63,12 @@ class Auth:
         return uuid.UUID(bytes=ids[:16]), int.from_bytes(ids[16:], "big")
 
     def _issue(
-        self, user: User, roles: list[Role], session_id: uuid.UUID, counter: int
+        self,
+        user: User,
+        roles: list[Role],
+        session_id: uuid.UUID,
+        counter: int,
+        session_ends: datetime,
     ) -> AuthResult:
         access = self.rt.keyring.sign(
             sub=user.id, sid=session_id, roles=[r.name for r in roles], now=self.rt.clock.now()
@@ -70,6 +80,7 @@ class Auth:
             user=user,
             roles=roles,
             session_id=session_id,
+            session_ends=session_ends,
         )
 
     async def start_session(self, uow: UnitOfWork, user: User, client: ClientInfo) -> AuthResult:
@@ -101,7 +112,7 @@ class Auth:
         uow.audit.record("auth.login", actor=user.id, subject=user.id, session_id=str(session.id))
         roles = await uow.roles.of_user(user.id)
         await uow.commit()
-        return self._issue(user, roles, session.id, 0)
+        return self._issue(user, roles, session.id, 0, session.expires_at)
 
     # Use cases --------------------------------------------------------------------------
 
@@ -113,7 +124,13 @@ class Auth:
         as_typed, password = password, check.given_password("password", password)
         check.done()
 
-        user = await uow.users.by_email(email)
+        try:
+            await self.throttle.per_address(self.throttle.login_address, uow.client)
+            user = await uow.users.by_email(email)
+            await self.throttle.before_credentials(uow, email, user)
+        except RateLimited:
+            metrics.LOGINS.labels("rate_limited").inc()
+            raise
         await uow.release()  # no connection is held while the password is checked
         # An unknown address costs the same as a wrong password: a dummy hash is verified.
         # An imported hash may come from a system that did not normalize: as typed is tried too.
@@ -121,6 +138,7 @@ class Auth:
             user.password_hash if user else None, password, as_typed=as_typed
         )
         if user is None or not verification.ok:
+            await self.throttle.credentials_failed(uow, email, user)
             reason = "unknown_email" if user is None else "wrong_password"
             await self._refuse(uow, user, email, reason, InvalidCredentials())
         assert user is not None
@@ -128,14 +146,17 @@ class Auth:
             await self._refuse(uow, user, email, "disabled", AccountDisabled())
         if self.rt.settings.require_verified_email and not user.is_verified:
             await self._refuse(uow, user, email, "unverified", EmailNotVerified())
+        await self.throttle.credentials_succeeded(email)
         if verification.needs_rehash:
             user.password_hash = await self.rt.hasher.hash(password)
+        metrics.LOGINS.labels("success").inc()
         return await self.start_session(uow, user, client)
 
     async def _refuse(
         self, uow: UnitOfWork, user: User | None, email: str, reason: str, error: DomainError
     ) -> NoReturn:
         """Record a failed sign-in (the address tried, never the password) and refuse it."""
+        metrics.LOGINS.labels(reason).inc()
         uow.audit.record(
             "auth.login_failed", subject=user.id if user else None, email=email, reason=reason
         )
@@ -145,9 +166,10 @@ class Auth:
     async def refresh(self, uow: UnitOfWork, token: str | None) -> AuthResult:
         session_id, counter = self._open_refresh_token(token)
         now = self.rt.clock.now()
-        user_id = await uow.sessions.rotate(session_id, counter, now, self._idle_since(now))
-        if user_id is None:
-            user_id = await self._successor_within_grace(uow, session_id, counter, now)
+        rotated = await uow.sessions.rotate(session_id, counter, now, self._idle_since(now))
+        if rotated is None:
+            rotated = await self._successor_within_grace(uow, session_id, counter, now)
+        user_id, session_ends = rotated
         counter += 1
         user = await uow.users.get(user_id)
         if user is None or not user.is_active:
@@ -155,11 +177,11 @@ class Auth:
             raise InvalidToken()
         roles = await uow.roles.of_user(user.id)
         await uow.commit()
-        return self._issue(user, roles, session_id, counter)
+        return self._issue(user, roles, session_id, counter, session_ends)
 
     async def _successor_within_grace(
         self, uow: UnitOfWork, session_id: uuid.UUID, counter: int, now: datetime
-    ) -> uuid.UUID:
+    ) -> tuple[uuid.UUID, datetime]:
         """The token was not current: the grace rule, or reuse detection."""
         session = await uow.sessions.get(session_id)
         if session is None or not self._live(session, now) or counter > session.refresh_counter:
@@ -167,7 +189,7 @@ class Auth:
         grace = timedelta(seconds=self.rt.settings.refresh_reuse_grace)
         if session.refresh_counter == counter + 1 and now - session.refreshed_at <= grace:
             # Two tabs refreshed at once: the slower one gets the same successor.
-            return session.user_id
+            return session.user_id, session.expires_at
         await self._reuse_detected(uow, session, now)
         raise InvalidToken()
 
@@ -197,6 +219,7 @@ class Auth:
     async def _reuse_detected(self, uow: UnitOfWork, session: Session, now: datetime) -> None:
         """A used refresh token came back: someone else has it. End the whole session."""
         await uow.sessions.revoke(session.id, now, "reuse")
+        metrics.REFRESH_REUSE.inc()
         uow.audit.record(
             "auth.refresh_token_reuse", subject=session.user_id, session_id=str(session.id)
         )

@@ -14,6 +14,7 @@ from identity.services.errors import (
 )
 from identity.services.principal import Principal
 from identity.services.runtime import Runtime
+from identity.services.throttle import Throttle
 from identity.services.tokens import (
     EMAIL_CHANGE,
     INVITATION,
@@ -26,15 +27,18 @@ from identity.services.validation import Checker
 
 
 class Recovery:
-    def __init__(self, rt: Runtime, tokens: OneTimeTokens) -> None:
+    def __init__(self, rt: Runtime, tokens: OneTimeTokens, throttle: Throttle) -> None:
         self.rt = rt
         self.tokens = tokens
+        self.throttle = throttle
 
     async def request_password_reset(self, uow: UnitOfWork, email: str) -> None:
         """The same answer for known and unknown addresses; mail only to a known, active one."""
         check = Checker()
         email = check.email("email", email)
         check.done()
+        await self.throttle.per_address(self.throttle.recovery_address, uow.client)
+        await self.throttle.count(self.throttle.recovery_email, email)
         user = await uow.users.by_email(email)
         if user is not None and user.is_active:
             row = await self.tokens.issue(uow, user, PASSWORD_RESET)
@@ -87,6 +91,8 @@ class Recovery:
         user = await uow.users.get(principal.user_id)
         if user is None or user.is_verified:
             return False
+        await self.throttle.per_address(self.throttle.recovery_address, uow.client)
+        await self.throttle.count(self.throttle.recovery_email, user.email)
         await self.send_verification(uow, user)
         await uow.commit()
         return True
@@ -117,9 +123,9 @@ class Recovery:
         user = await uow.users.get(principal.user_id)
         if user is None:
             raise InvalidCredentials()
-        await uow.release()
-        if not (await self.rt.hasher.verify(user.password_hash, password)).ok:
-            raise InvalidCredentials()
+        await self.throttle.per_address(self.throttle.recovery_address, uow.client)
+        await self.throttle.count(self.throttle.recovery_email, new_email)
+        await self.throttle.check_password(uow, user, password)
         if new_email == user.email:
             raise ValidationFailed.one("newEmail", "unchanged", "This is already your address.")
         if await uow.users.email_taken(new_email):

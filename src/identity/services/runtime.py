@@ -9,6 +9,7 @@ from identity.config import Settings
 from identity.security.derive import ServerSecret
 from identity.security.jwt import KeyRing
 from identity.security.passwords import PasswordHasher
+from identity.security.ratelimit import RateLimiter
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +19,7 @@ class Runtime:
     secret: ServerSecret
     hasher: PasswordHasher
     keyring: KeyRing
+    limiter: RateLimiter
 
     @classmethod
     def create(cls, settings: Settings, clock: Clock) -> Runtime:
@@ -38,5 +40,8 @@ class Runtime:
                 audience=settings.jwt_audience,
                 access_token_ttl=settings.access_token_ttl,
                 leeway=settings.jwt_leeway,
+            ),
+            limiter=RateLimiter(
+                redis_url=settings.redis_url, key_prefix=settings.rate_limit_key_prefix
             ),
         )

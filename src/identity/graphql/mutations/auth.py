@@ -7,6 +7,7 @@ from typing import Annotated
 import strawberry
 
 from identity.graphql.context import Context, GraphQLInfo
+from identity.graphql.cookies import clear_refresh_cookie, refresh_token_from, set_refresh_cookie
 from identity.graphql.errors import (
     AccountDisabled,
     EmailAlreadyRegistered,
@@ -20,6 +21,7 @@ from identity.graphql.mutations import mutation
 from identity.graphql.types import AuthPayload, User
 from identity.services.accounts import Registration
 from identity.services.auth import AuthResult
+from identity.services.errors import InvalidToken as InvalidTokenError
 
 
 @strawberry.input
@@ -79,12 +81,20 @@ LogoutResult = Annotated[LogoutSuccess | InvalidToken, strawberry.union("LogoutR
 
 def auth_payload(context: Context, result: AuthResult) -> AuthPayload:
     context.loaders.roles_by_user.prime(result.user.id, result.roles)
+    settings = context.container.settings
+    refresh_token: str | None = result.refresh_token
+    if settings.refresh_cookie:
+        now = context.container.runtime.clock.now()
+        set_refresh_cookie(
+            context.response, settings, result.refresh_token, result.session_ends, now
+        )
+        refresh_token = None  # it travels only as the HttpOnly cookie
     return AuthPayload(
         access_token=result.access_token,
         token_type="Bearer",
         expires_in=result.expires_in,
         user=User.from_row(result.user),
-        refresh_token=result.refresh_token,
+        refresh_token=refresh_token,
     )
 
 
@@ -116,12 +126,24 @@ class AuthMutations:
         self, info: GraphQLInfo, input: RefreshTokenInput
     ) -> RefreshTokenResult:
         context = info.context
-        async with context.unit_of_work() as uow:
-            result = await context.container.auth.refresh(uow, input.refresh_token)
+        settings = context.container.settings
+        token = refresh_token_from(context.request, settings, input.refresh_token)
+        try:
+            async with context.unit_of_work() as uow:
+                result = await context.container.auth.refresh(uow, token)
+        except InvalidTokenError:
+            if settings.refresh_cookie and input.refresh_token is None:
+                clear_refresh_cookie(context.response, settings)
+            raise
         return auth_payload(context, result)
 
     @mutation("End the session the refresh token belongs to.")
     async def logout(self, info: GraphQLInfo, input: LogoutInput) -> LogoutResult:
-        async with info.context.unit_of_work() as uow:
-            await info.context.container.auth.logout(uow, input.refresh_token)
+        context = info.context
+        settings = context.container.settings
+        token = refresh_token_from(context.request, settings, input.refresh_token)
+        if settings.refresh_cookie:
+            clear_refresh_cookie(context.response, settings)  # whatever the outcome
+        async with context.unit_of_work() as uow:
+            await context.container.auth.logout(uow, token)
         return LogoutSuccess(message="Signed out.")

@@ -1,0 +1,83 @@
+"""Who may try again, and when: the rate-limit rules of the use cases.
+
+Sign-in failures count per account (the address tried, whether or not an account uses it,
+so a lock-out never tells) with growing windows, and all attempts count per client address.
+Registration and recovery count per client address and per target address.
+"""
+
+from __future__ import annotations
+
+from identity.db.models import User
+from identity.security.ratelimit import Rule
+from identity.services.errors import InvalidCredentials, RateLimited
+from identity.services.principal import ClientInfo
+from identity.services.runtime import Runtime
+from identity.services.uow import UnitOfWork
+
+_LOCKED = "locked"
+_REMEMBER_LOCKOUT = 7 * 24 * 3600
+
+
+class Throttle:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.limiter = rt.limiter
+        settings = rt.settings
+        self.login_account = Rule.parse("login-account", settings.rate_limit_login_account)
+        self.login_address = Rule.parse("login-address", settings.rate_limit_login_address)
+        self.register_address = Rule.parse("register-address", settings.rate_limit_register_address)
+        self.register_email = Rule.parse("register-email", settings.rate_limit_register_email)
+        self.recovery_address = Rule.parse("recovery-address", settings.rate_limit_recovery_address)
+        self.recovery_email = Rule.parse("recovery-email", settings.rate_limit_recovery_email)
+
+    async def count(self, rule: Rule, key: str | None) -> None:
+        """Count one attempt against `rule`; RateLimited when it is used up."""
+        if key is None:
+            return
+        retry_after = await self.limiter.hit(rule, key)
+        if retry_after is not None:
+            raise RateLimited(retry_after)
+
+    async def per_address(self, rule: Rule, client: ClientInfo) -> None:
+        await self.count(rule, client.ip_address)
+
+    # Credential checks ----------------------------------------------------------------------
+
+    async def before_credentials(self, uow: UnitOfWork, email: str, user: User | None) -> None:
+        """Refuse while the account is locked, even if the password would be right."""
+        retry_after = await self.limiter.blocked(self.login_account, email)
+        if retry_after is not None:
+            raise RateLimited(retry_after)
+        if await self.limiter.marked(_LOCKED, email):
+            await self.limiter.unmark(_LOCKED, email)
+            uow.audit.record("auth.lockout_ended", subject=user.id if user else None, email=email)
+
+    async def credentials_failed(self, uow: UnitOfWork, email: str, user: User | None) -> None:
+        """Count a wrong password; the failure that uses the allowance up locks the account."""
+        retry_after = await self.limiter.hit(self.login_account, email)
+        if retry_after is None:
+            retry_after = await self.limiter.blocked(self.login_account, email)
+        if retry_after is not None and not await self.limiter.marked(_LOCKED, email):
+            await self.limiter.mark(_LOCKED, email, _REMEMBER_LOCKOUT)
+            uow.audit.record(
+                "auth.lockout",
+                subject=user.id if user else None,
+                email=email,
+                retry_after=retry_after,
+            )
+
+    async def credentials_succeeded(self, email: str) -> None:
+        await self.limiter.clear(self.login_account, email)
+
+    async def check_password(self, uow: UnitOfWork, user: User, password: str) -> None:
+        """The signed-in user's current password, as a sign-in would check it (and limit it).
+
+        Ends the transaction so far: no connection is held while the hash is verified.
+        """
+        await self.before_credentials(uow, user.email, user)
+        await uow.release()
+        if not (await self.rt.hasher.verify(user.password_hash, password)).ok:
+            await self.credentials_failed(uow, user.email, user)
+            uow.audit.record("auth.password_check_failed", actor=user.id, subject=user.id)
+            await uow.commit()
+            raise InvalidCredentials()

@@ -39,6 +39,8 @@ POSTGRES_ADMIN = os.environ.get(
     "IDENTITY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REQUIRE_POSTGRES = os.environ.get("IDENTITY_TEST_REQUIRE_POSTGRES") == "1"
+REDIS_URL = os.environ.get("IDENTITY_TEST_REDIS", "redis://127.0.0.1:6379/15")
+REQUIRE_REDIS = os.environ.get("IDENTITY_TEST_REQUIRE_REDIS") == "1"
 SECRET = "test-secret-" + "x" * 40
 PASSWORD = "correct horse battery staple"
 GENEROUS_LIMITS = (
@@ -85,6 +87,29 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         )
     for what, problem in nodetools.skipped.items():
         terminalreporter.write_line(f"{what} were SKIPPED: {problem}.", yellow=True, bold=True)
+
+
+async def _redis_reachable() -> bool:
+    import redis.asyncio as redis
+
+    client = redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        await client.ping()
+    except Exception:
+        return False
+    finally:
+        await client.aclose()
+    return True
+
+
+@pytest.fixture
+async def redis_url() -> str:
+    if not await _redis_reachable():
+        if REQUIRE_REDIS:
+            pytest.fail(f"IDENTITY_TEST_REQUIRE_REDIS=1 but Redis at {REDIS_URL} is not reachable")
+        nodetools.skipped["Redis tests"] = f"no Redis at {REDIS_URL}"
+        pytest.skip(f"Redis not reachable at {REDIS_URL}")
+    return REDIS_URL
 
 
 @dataclass(frozen=True)
@@ -269,6 +294,7 @@ mutation Login($input: LoginInput!) {
     __typename
     ... on AuthPayload { accessToken refreshToken tokenType expiresIn user { id email } }
     ... on ValidationError { fields { field code } }
+    ... on RateLimited { retryAfter }
     ... on Error { message }
   }
 }

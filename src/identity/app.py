@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 from collections.abc import AsyncIterator
 
@@ -14,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from identity import metrics
 from identity.clock import Clock
 from identity.config import Settings, load_settings
 from identity.container import Container
@@ -55,6 +57,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             media_type="application/jwk-set+json",
         )
 
+    async def prometheus(request: Request) -> Response:
+        token = settings.metrics_token
+        expected = f"Bearer {token.get_secret_value()}" if token else None
+        given = request.headers.get("authorization", "")
+        if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
+            return JSONResponse({"error": "unauthorized"}, 401, {"WWW-Authenticate": "Bearer"})
+        body, content_type = metrics.render(_pool_status(container))
+        return Response(body, media_type=content_type)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await startup(container)
@@ -86,6 +97,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
             Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+            Route("/metrics", prometheus, methods=["GET"]),
             *link_pages(settings),
         ],
         lifespan=lifespan,
@@ -109,6 +121,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         trusted_proxies=settings.trusted_proxies,
     )
     return app
+
+
+def _pool_status(container: Container) -> dict[str, int]:
+    pool = container.engine.pool
+    status = {}
+    for state in ("checkedout", "checkedin", "overflow"):
+        value = getattr(pool, state, None)
+        if callable(value):
+            status[state] = int(value())
+    return status
 
 
 async def startup(container: Container) -> None:

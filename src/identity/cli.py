@@ -139,6 +139,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
         _fail("--workers must be at least 1", code=2)
     if args.workers > 1 and settings.is_sqlite:
         _fail("several workers need PostgreSQL: set IDENTITY_DATABASE_URL=postgresql+asyncpg://…")
+    if args.workers > 1 and settings.redis_url is None:
+        _fail("several workers need Redis for shared rate limits: set IDENTITY_REDIS_URL=redis://…")
     if args.workers > 1 and args.reload:
         _fail("--reload runs one process; drop --workers")
     if not settings.is_production and not _is_loopback(host):
@@ -156,6 +158,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
             _fail(str(exc))
     # Migrations are done (or checked): workers only check again.
     os.environ["IDENTITY_AUTO_MIGRATE"] = "false"
+    if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # /metrics then reports every worker, not only the one that answers.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="identity-metrics-")
     uvicorn.run(
         "identity.app:create_app",
         factory=True,

@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = []
     refresh_cookie: bool = False
     redis_url: str | None = None
+    metrics_token: SecretStr | None = None
 
     # Rate limits (the `limits` notation: "5/15minutes;20/day"; every part must hold)
     rate_limit_login_account: str = "5/15minutes;10/hour;20/day"

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from identity import metrics
+
 log = logging.getLogger("identity.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -163,12 +165,29 @@ async def _too_large(send: Send) -> None:
 
 
 def _log(scope: Scope, request_id: str, status: int, started: float) -> None:
+    """One line per request; never a body, a header value or a token."""
+    duration = time.perf_counter() - started
+    state = scope.get("state", {})
+    operation, outcome = state.get("operation"), state.get("outcome")
+    if outcome is not None:  # a GraphQL operation ran
+        metrics.REQUESTS.labels(metrics.operation_label(operation), outcome).observe(duration)
     if log.isEnabledFor(logging.INFO):
+        fields = {
+            "request_id": request_id,
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "duration_ms": round(duration * 1000, 1),
+            "client": state.get("client_ip"),
+        }
+        if outcome is not None:
+            fields.update(operation=operation, outcome=outcome, user_id=state.get("user_id"))
         log.info(
-            "%s %s %d %.1fms",
+            "%s %s %d %.1fms%s",
             scope["method"],
             scope["path"],
             status,
-            (time.perf_counter() - started) * 1000,
-            extra={"request_id": request_id},
+            duration * 1000,
+            f" {operation or 'anonymous'} {outcome}" if outcome else "",
+            extra={k: v for k, v in fields.items() if v is not None},
         )

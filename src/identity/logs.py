@@ -14,6 +14,10 @@ from identity.config import Settings
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
+# Access-log fields the readable message already shows.
+_IN_MESSAGE = {"method", "path", "status", "duration_ms", "operation", "outcome", "color_message"}
+
+
 class JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -34,7 +38,9 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        extra = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+        extra = {
+            k: v for k, v in record.__dict__.items() if k not in _STANDARD and k not in _IN_MESSAGE
+        }
         if extra:
             text += " " + " ".join(f"{k}={v}" for k, v in extra.items())
         return text

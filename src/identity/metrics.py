@@ -26,3 +26,47 @@ MAIL_FAILURES = Counter(
 OUTBOX_DEPTH = Gauge(
     "identity_outbox_pending", "Mail waiting in the outbox.", multiprocess_mode="livemax"
 )
+
+DB_POOL = Gauge(
+    "identity_db_pool_connections",
+    "Database connections of this process's pool, by state.",
+    ["state"],
+    multiprocess_mode="livesum",
+)
+
+_OPERATION_NAMES: set[str] = set()
+_MAX_OPERATION_NAMES = 200
+
+
+def operation_label(name: str | None) -> str:
+    """Client-chosen operation names as a metric label, without unbounded cardinality."""
+    if not name:
+        return "anonymous"
+    if name in _OPERATION_NAMES:
+        return name
+    if len(_OPERATION_NAMES) >= _MAX_OPERATION_NAMES or not _is_plain(name):
+        return "other"
+    _OPERATION_NAMES.add(name)
+    return name
+
+
+def _is_plain(name: str) -> bool:
+    return len(name) <= 64 and name.replace("_", "").isalnum() and name.isascii()
+
+
+def render(pool_status: dict[str, int]) -> tuple[bytes, str]:
+    """The exposition text; with several workers, every worker's samples (multiprocess mode)."""
+    import os
+
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+    from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+
+    for state, value in pool_status.items():
+        DB_POOL.labels(state).set(value)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(DEFAULT_REGISTRY), CONTENT_TYPE_LATEST

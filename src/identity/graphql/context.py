@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cached_property
+from typing import Any
 
 from graphql import GraphQLError
 from starlette.requests import Request
@@ -29,11 +30,18 @@ class Context:
         self.response = response
         self.container = container
         self._principal: asyncio.Future[Principal | None] | None = None
+        # For the access log and metrics: the error type a mutation answered with, if any.
+        self.outcome: str | None = None
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The request's state, shared with the middleware (request id, log fields)."""
+        state: dict[str, Any] = self.request.scope.setdefault("state", {})
+        return state
 
     @property
     def request_id(self) -> str | None:
-        state = self.request.scope.get("state") or {}
-        value = state.get("request_id")
+        value = self.state.get("request_id")
         return value if isinstance(value, str) else None
 
     @cached_property
@@ -42,9 +50,8 @@ class Context:
 
     @cached_property
     def client(self) -> ClientInfo:
-        state = self.request.scope.get("state") or {}
         return ClientInfo(
-            ip_address=state.get("client_ip"),
+            ip_address=self.state.get("client_ip"),
             user_agent=self.request.headers.get("user-agent"),
         )
 
@@ -85,6 +92,7 @@ class Context:
                 principal = await self.container.auth.authenticate(db, token)
         except Unauthenticated:
             raise unauthenticated("The access token is invalid, expired or revoked.") from None
+        self.state["user_id"] = str(principal.user_id)
         self.loaders.roles_by_user.prime(principal.user_id, principal.roles)
         self.loaders.permissions_by_user.prime(principal.user_id, sorted(principal.permissions))
         for role in principal.roles:

@@ -132,6 +132,7 @@ class DomainErrors(FieldExtension):
             result = _TO_GRAPHQL[type(exc)](exc)
             if type(result) not in self.members:
                 raise
+            info.context.outcome = type(result).__name__
             return result
 
 

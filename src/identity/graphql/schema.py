@@ -139,6 +139,24 @@ class MaskUnexpectedErrors(SchemaExtension):
         ]
 
 
+class RecordOutcome(SchemaExtension):
+    """Operation name and outcome, for the access log and the request metrics."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        context = self.execution_context
+        state = getattr(context.context, "state", None)
+        if state is None:
+            return
+        state["operation"] = context.operation_name
+        errors = context.result.errors if context.result else context.pre_execution_errors
+        if errors:
+            codes = [(e.extensions or {}).get("code") for e in errors]
+            state["outcome"] = next((c for c in codes if c), "GRAPHQL_VALIDATION_FAILED")
+        else:
+            state["outcome"] = getattr(context.context, "outcome", None) or "ok"
+
+
 class Schema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -165,6 +183,7 @@ def build_schema(settings: Settings) -> Schema:
             disable_field_suggestions=settings.is_production,
         ),
         extensions=[
+            RecordOutcome,
             document_cache(settings),
             MaskUnexpectedErrors,
         ],

@@ -15,6 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from email.message import EmailMessage
 
+from identity import metrics
 from identity.db.models import OutboxMessage
 from identity.mail.render import Renderer, describe
 from identity.mail.transports import Mailer
@@ -46,8 +47,6 @@ class MailDelivery:
         self.mailer = mailer
         self.renderer = renderer
         self.unit_of_work = unit_of_work
-        self.on_sent: Callable[[str], None] = lambda template: None
-        self.on_failure: Callable[[str], None] = lambda template: None
 
     async def deliver_due(self) -> int:
         """Send what is due now; the number of messages sent."""
@@ -58,12 +57,18 @@ class MailDelivery:
                 batch = await uow.outbox_messages.claim_due(now, now + LEASE, BATCH)
                 await uow.commit()
             if not batch:
+                await self._measure_depth()
                 return sent
             for message in batch:
                 if await self._deliver(message):
                     sent += 1
             if len(batch) < BATCH:
+                await self._measure_depth()
                 return sent
+
+    async def _measure_depth(self) -> None:
+        async with self.unit_of_work() as uow:
+            metrics.OUTBOX_DEPTH.set((await uow.outbox_messages.counts())["pending"])
 
     async def _deliver(self, message: OutboxMessage) -> bool:
         try:
@@ -81,14 +86,14 @@ class MailDelivery:
                 type(exc).__name__,
                 exc_info=not isinstance(exc, OSError | TimeoutError),
             )
-            self.on_failure(message.template)
+            metrics.MAIL_FAILURES.labels(message.template).inc()
             final = message.attempts >= self.rt.settings.mail_max_attempts
             await self._record_failure(message, f"{type(exc).__name__}: {exc}", final=final)
             return False
         async with self.unit_of_work() as uow:
             await uow.outbox_messages.mark_sent(message.id, self.rt.clock.now())
             await uow.commit()
-        self.on_sent(message.template)
+        metrics.MAIL_SENT.labels(message.template).inc()
         log.info("mail %s (%s) delivered", message.id, message.template)
         return True
 

@@ -1,0 +1,271 @@
+"""Operating identity: metrics, logs, a database outage, several instances on one PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from identity.app import create_app
+from identity.container import Container
+from tests.conftest import (
+    LOGIN,
+    PASSWORD,
+    REGISTER,
+    Database,
+    GraphQLClient,
+    Inbox,
+    make_settings,
+    reset_database,
+    signed_up,
+)
+from tests.tcpproxy import TCPProxy
+from tests.test_server import Server, server_env
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"metrics_token": "metrics-secret-token"}
+
+
+async def test_metrics_need_the_bearer_token(client: httpx.AsyncClient, gql: GraphQLClient) -> None:
+    await signed_up(gql)
+    await gql(
+        "query Profile { me { id } }", headers={"Authorization": "Bearer nope"}, expect_errors=True
+    )
+    assert (await client.get("/metrics")).status_code == 401
+    wrong = await client.get("/metrics", headers={"Authorization": "Bearer guess"})
+    assert wrong.status_code == 401
+    response = await client.get(
+        "/metrics", headers={"Authorization": "Bearer metrics-secret-token"}
+    )
+    assert response.status_code == 200
+    text = response.text
+    assert 'identity_logins_total{outcome="success"}' in text
+    assert 'identity_graphql_request_duration_seconds_count{operation="Login",outcome="ok"}' in text
+    assert 'operation="Profile",outcome="UNAUTHENTICATED"' in text
+    assert "identity_db_pool_connections" in text
+    assert "identity_outbox_pending" in text
+
+
+async def test_operation_names_cannot_flood_the_metrics(
+    gql: GraphQLClient, client: httpx.AsyncClient
+) -> None:
+    for _ in range(5):
+        await gql(f"query Weird_{uuid.uuid4().hex} {{ me {{ id }} }}")
+    await gql("query Evil { me { id } }", headers={})
+    response = await client.get(
+        "/metrics", headers={"Authorization": "Bearer metrics-secret-token"}
+    )
+    assert 'operation="Evil"' in response.text
+    from identity import metrics
+
+    assert metrics.operation_label("x" * 65) == "other"
+    assert metrics.operation_label('a"b') == "other"
+
+
+async def test_access_log_names_operation_user_and_outcome(
+    gql: GraphQLClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = await signed_up(gql)
+    caplog.set_level(logging.INFO, logger="identity.access")
+    await gql(
+        "query Profile { me { id } }", token=user.access_token, headers={"X-Request-ID": "trace-1"}
+    )
+    record = next(r for r in caplog.records if getattr(r, "request_id", None) == "trace-1")
+    assert record.operation == "Profile"  # type: ignore[attr-defined]
+    assert record.outcome == "ok"  # type: ignore[attr-defined]
+    assert record.user_id == user.user_id  # type: ignore[attr-defined]
+    assert record.client == "203.0.113.7"  # type: ignore[attr-defined]
+    assert user.access_token not in caplog.text
+    await gql(LOGIN, {"input": {"email": user.email, "password": "not it at all"}})
+    assert any(getattr(r, "outcome", None) == "InvalidCredentials" for r in caplog.records)
+
+
+# A database outage --------------------------------------------------------------------------
+
+
+async def test_database_outage_answers_cleanly_and_recovers(
+    database: Database, tmp_path: Path
+) -> None:
+    if database.backend != "postgresql":
+        pytest.skip("the outage is staged with a TCP proxy in front of PostgreSQL")
+    host_port = database.url.split("@", 1)[1].split("/", 1)[0]
+    host, port = host_port.split(":")
+    proxy = TCPProxy(host, int(port))
+    await proxy.start()
+    proxied = database.url.replace(host_port, f"127.0.0.1:{proxy.port}")
+    settings = make_settings(
+        proxied, tmp_path, database_pool_size=4, mail_url=f"file://{tmp_path}/m"
+    )
+    app = create_app(settings)
+    acknowledged: list[str] = []
+    outcomes: list[str] = []
+
+    async def register_one(http: httpx.AsyncClient, i: int) -> None:
+        email = f"load{i}@example.com"
+        variables = {
+            "input": {"email": email, "password": PASSWORD, "firstName": "", "lastName": ""}
+        }
+        try:
+            response = await http.post(
+                "/graphql", json={"query": REGISTER, "variables": variables}, timeout=20
+            )
+        except httpx.HTTPError:
+            outcomes.append("transport error")
+            return
+        assert "Traceback" not in response.text
+        body = response.json()
+        if body.get("data") and body["data"]["register"]["__typename"] == "RegisterSuccess":
+            acknowledged.append(email)
+            outcomes.append("ok")
+        else:
+            error = body["errors"][0]
+            assert error["message"] == "Unexpected error."  # masked, with a request id
+            assert error["extensions"]["requestId"]
+            outcomes.append("error")
+
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                assert (await http.get("/ready")).status_code == 200
+                load = [asyncio.create_task(register_one(http, i)) for i in range(10)]
+                await asyncio.sleep(0)
+                await proxy.cut()  # under load
+                more = [asyncio.create_task(register_one(http, i)) for i in range(10, 20)]
+                await asyncio.gather(*load, *more)
+                assert (await http.get("/ready")).status_code == 503
+                assert "error" in outcomes
+                await proxy.restore()
+                for _ in range(50):  # recovers by itself, no restart
+                    if (await http.get("/ready")).status_code == 200:
+                        break
+                    await asyncio.sleep(0.1)
+                assert (await http.get("/ready")).status_code == 200
+                await register_one(http, 99)
+                assert acknowledged[-1] == "load99@example.com"
+        # Every acknowledged write is there.
+        check = Container.create(make_settings(database.url, tmp_path))
+        try:
+            async with check.reading() as uow:
+                for email in acknowledged:
+                    assert await uow.users.by_email(email) is not None, email
+        finally:
+            await check.close()
+    finally:
+        await proxy.cut()
+        await reset_database(make_settings(database.url, tmp_path))
+
+
+# Several instances --------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def two_servers(database: Database, redis_url: str, smtp: Inbox, tmp_path: Path) -> Any:
+    if database.backend != "postgresql":
+        pytest.skip("several instances share PostgreSQL")
+    env = server_env(
+        database.url,
+        IDENTITY_REDIS_URL=redis_url,
+        IDENTITY_RATE_LIMIT_KEY_PREFIX=f"identity-test-{uuid.uuid4().hex}",
+        IDENTITY_RATE_LIMIT_LOGIN_ADDRESS="6/minute",
+        IDENTITY_RATE_LIMIT_RECOVERY_EMAIL="100/minute",
+        IDENTITY_RATE_LIMIT_RECOVERY_ADDRESS="100/minute",
+        IDENTITY_MAIL_URL=f"smtp://127.0.0.1:{smtp.port}",
+        IDENTITY_KEY_REFRESH_INTERVAL="1",
+        IDENTITY_MAIL_POLL_INTERVAL="0.2",
+        IDENTITY_AUTO_MIGRATE="false",
+    )
+    servers = [Server(env, tmp_path), Server(env, tmp_path)]
+    try:
+        yield servers, env
+    finally:
+        for server in servers:
+            server.stop()
+        await reset_database(make_settings(database.url, tmp_path))
+
+
+def call(url: str, query: str, variables: dict[str, Any] | None = None) -> Any:
+    return httpx.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}).json()
+
+
+REFRESH = "mutation($t: String) { refreshToken(input: {refreshToken: $t}) { __typename ... on AuthPayload { refreshToken } } }"
+
+
+async def test_two_instances_share_sessions_limits_keys_and_outbox(
+    two_servers: Any, smtp: Inbox
+) -> None:
+    (a, b), env = two_servers
+    data = {"email": "multi@example.com", "password": PASSWORD, "firstName": "", "lastName": ""}
+    assert (
+        call(a.url, REGISTER, {"input": data})["data"]["register"]["__typename"]
+        == "RegisterSuccess"
+    )
+    login = call(b.url, LOGIN, {"input": {"email": "multi@example.com", "password": PASSWORD}})[
+        "data"
+    ]["login"]
+
+    # A refresh token rotated on one instance is a replay on the other.
+    rotated = call(a.url, REFRESH, {"t": login["refreshToken"]})["data"]["refreshToken"]
+    assert rotated["__typename"] == "AuthPayload"
+    time.sleep(0.05)
+    call(a.url, REFRESH, {"t": rotated["refreshToken"]})
+    replay = call(b.url, REFRESH, {"t": login["refreshToken"]})["data"]["refreshToken"]
+    assert replay["__typename"] == "InvalidToken"
+    newest = call(a.url, LOGIN, {"input": {"email": "multi@example.com", "password": PASSWORD}})
+    assert newest["data"]["login"]["__typename"] == "AuthPayload"  # the account itself is fine
+
+    # The sign-in limit counts attempts made on both (6 per minute per address; 2 used above).
+    kinds = [
+        call(server.url, LOGIN, {"input": {"email": "nobody@example.com", "password": "a guess!"}})[
+            "data"
+        ]["login"]["__typename"]
+        for server in (a, b, a, b, a)
+    ]
+    assert kinds == ["InvalidCredentials"] * 4 + ["RateLimited"]
+
+    # A key rotated through one (the CLI, on its database) is served by both JWKS endpoints.
+    rotate = subprocess.run(
+        [sys.executable, "-m", "identity", "keys", "rotate", "--activate-in", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    kid = rotate.stdout.split()[3].rstrip(";")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        served = [
+            {key["kid"] for key in httpx.get(f"{s.url}/.well-known/jwks.json").json()["keys"]}
+            for s in (a, b)
+        ]
+        if all(kid in kids for kids in served):
+            break
+        time.sleep(0.2)
+    assert all(kid in kids for kids in served)
+
+    # Each outbox message is delivered once, whichever instance's sender picks it up.
+    before = len(smtp.messages)
+    for i in range(12):
+        server = (a, b)[i % 2]
+        call(
+            server.url,
+            "mutation($e: String!) { requestPasswordReset(input: {email: $e}) { __typename } }",
+            {"e": "multi@example.com"},
+        )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(smtp.messages) < before + 12:
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1)  # a duplicate would arrive now
+    resets = [m for m in smtp.messages[before:] if "Reset your" in m["Subject"]]
+    assert len(resets) == 12
+    assert len({m["Message-ID"] for m in resets}) == 12

@@ -28,12 +28,34 @@ def frame_name(frame: str) -> str:
     return f"{match['name']} ({path})"
 
 
+# Library calls worth seeing inclusively beside identity's own functions.
+_NOTABLE = re.compile(
+    r"^((?:\w+\.)?_async_ping|AsyncSession\.(execute|commit|rollback|get|flush|scalar)|"
+    r"AsyncBaseHTTPView\.(run|parse_http_body|create_response)|Schema\.execute|"
+    r"execute|validate|parse|complete_value\w*|KeyRing\.\w+|PyJWT?S?\.\w*(en|de)code|"
+    r"Logger\._log|JSONFormatter\.format|greenlet_spawn) "
+)
+_PLUMBING = ("identity/cli.py", "identity/__main__.py")
+
+
+def _package(frame: str) -> str:
+    match = _FRAME.match(frame)
+    if match is None:
+        return frame
+    path = match["path"]
+    if match["name"] == "Runner.run":  # the loop itself: uvloop's I/O and callbacks, in C
+        return "event loop (uvloop)"
+    return path.split("/", 1)[0].removesuffix(".py") if "/" in path else path
+
+
 def summarize(folded: str, top: int = 20) -> str:
-    """Shares of the samples per thread, then inclusive and self time on the event loop.
+    """Shares of the samples per thread; then, on the event loop's thread, self time by
+    package and inclusive time of identity's functions and a few notable library calls.
 
     SQLAlchemy's asyncio layer runs ORM code in greenlets, which py-spy shows as stacks of
     their own (rooted at `Session.execute` and the like): inclusive shares of the frames
-    above a greenlet switch (a resolver, a service) leave out the time spent inside it.
+    above a greenlet switch (a resolver, a service) leave out the time spent inside it, but
+    self time by package counts everything.
     """
     threads: Counter[str] = Counter()
     stacks: list[tuple[list[str], int]] = []
@@ -51,31 +73,38 @@ def summarize(folded: str, top: int = 20) -> str:
     main_total = sum(n for _, n in stacks)
     if not main_total:
         return "No samples on the event loop's thread."
+    packages: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     for frames, n in stacks:
-        for name in set(frames):
-            inclusive[name] += n
+        packages[_package(frames[-1])] += n
         own[frames[-1]] += n
+        for name in set(frames):
+            if (name.split(" (", 1)[1].startswith("identity/") or _NOTABLE.match(name)) and (
+                not name.endswith(tuple(p + ")" for p in _PLUMBING))
+            ):
+                inclusive[name] += n
     shares = ", ".join(f"{name} {100 * n / total:.0f} %" for name, n in threads.most_common())
+
+    def pct(n: int) -> str:
+        return f"{100 * n / main_total:.1f} %"
+
     lines = [
         f"{total} samples while busy, by thread: {shares}. "
         "The shares below are of the event loop's thread (MainThread).",
         "",
+        "| self, by package | share |",
+        "|---|---:|",
+        *(f"| {name} | {pct(n)} |" for name, n in packages.most_common(12)),
+        "",
         "| inclusive | function |",
         "|---:|---|",
+        *(f"| {pct(n)} | `{name}` |" for name, n in inclusive.most_common(top)),
+        "",
+        "| self | function |",
+        "|---:|---|",
+        *(f"| {pct(n)} | `{name}` |" for name, n in own.most_common(top // 2)),
     ]
-    shown = 0
-    for name, n in inclusive.most_common():
-        if n / main_total > 0.97:  # frames every request sits in: the loop, the protocol
-            continue
-        lines.append(f"| {100 * n / main_total:.1f} % | `{name}` |")
-        shown += 1
-        if shown == top:
-            break
-    lines += ["", "| self | function |", "|---:|---|"]
-    for name, n in own.most_common(top // 2):
-        lines.append(f"| {100 * n / main_total:.1f} % | `{name}` |")
     return "\n".join(lines)
 
 

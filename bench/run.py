@@ -321,6 +321,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the PostgreSQL server to create the database on (BENCH_POSTGRES)",
     )
     add("--keep-db", action="store_true", help="do not drop the database afterwards")
+    add(
+        "--serve-wrapper",
+        help="what-if experiments: a Python file that starts identity instead of "
+        "`python -m identity` (it patches something, then calls identity.cli.main())",
+    )
     opts = parser.parse_args(argv)
     opts.only = set(opts.only.split(",")) if opts.only else {s.key for s in SCENARIOS}
     opts.profile = set(filter(None, opts.profile.split(",")))
@@ -402,9 +407,9 @@ def main(argv: list[str] | None = None) -> None:
             schema = subprocess.run(
                 [*identity, "export-schema"], env=env, cwd=work, check=True, capture_output=True
             ).stdout.decode()
-            server = procs.Process(
-                "identity", [*identity, "serve", "--port", str(port)], env, work, port
-            )
+            serve = [sys.executable, opts.serve_wrapper] if opts.serve_wrapper else identity
+            command = [*serve, "serve", "--port", str(port)]
+            server = procs.Process("identity", command, env, work, port)
             server.wait_ready(lambda url: httpx.get(f"{url}/health").status_code == 200)
             out = report.Run(
                 stamp=opts.stamp,
@@ -418,6 +423,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"{opts.connections} connections ({opts.login_connections} for login and "
                     f"register), {opts.duration:g} s per scenario after {opts.warmup:g} s of "
                     "warm-up; server, PostgreSQL and wrk on the same cores."
+                    + (f" Server started by {opts.serve_wrapper}." if opts.serve_wrapper else "")
                 ),
             )
             try:

@@ -30,6 +30,7 @@ class Result:
     rss_mb: float = 0.0  # peak resident memory of the server during the run
     cpu_ms: float = 0.0  # server CPU time per request (all its threads)
     busy: float = 0.0  # fraction of the machine busy during the run
+    others: float = 0.0  # CPUs' worth used by other processes during the run (noise)
     note: str = ""
 
 

@@ -114,11 +114,40 @@ def wait_until_quiet(limit: float, most: float = 0.15) -> float:
     return busy
 
 
+def _others() -> dict[int, float]:
+    """CPU seconds so far of every process that is neither this run's nor PostgreSQL's."""
+    ours = {os.getpid()}
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            head, tail = (entry / "stat").read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        fields = tail.split()
+        pid = int(entry.name)
+        if head.split("(", 1)[1].startswith("postgres"):
+            ours.add(pid)
+        parents[pid] = int(fields[1])
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / _TICK
+    for pid in parents:  # descendants of this process are ours too
+        chain, current = [], pid
+        while current in parents and current not in ours and current > 1:
+            chain.append(current)
+            current = parents[current]
+        if current in ours:
+            ours.update(chain)
+    return {pid: seconds for pid, seconds in cpu.items() if pid not in ours}
+
+
 @dataclass(slots=True)
 class Window:
     rss_mb: float = 0.0  # peak VmRSS of the process while the window was open
     cpu_s: float = 0.0  # CPU seconds the process used
     busy: float = 0.0  # fraction of the machine's CPUs busy (everyone's work)
+    others: float = 0.0  # CPUs' worth used by processes neither ours nor PostgreSQL's
 
 
 class Monitor:
@@ -140,10 +169,15 @@ class Monitor:
     def window(self) -> Iterator[Window]:
         self._peak = status_kib(self.pid, "VmRSS")
         cpu0 = cpu_seconds(self.pid)
+        others0 = _others()
         busy0, total0 = machine_ticks()
+        started = time.monotonic()
         result = Window()
         yield result
         busy1, total1 = machine_ticks()
+        elapsed = time.monotonic() - started
+        others = sum(s - others0.get(pid, 0.0) for pid, s in _others().items())
+        result.others = others / max(elapsed, 1e-3)
         result.cpu_s = cpu_seconds(self.pid) - cpu0
         result.busy = (busy1 - busy0) / max(1, total1 - total0)
         result.rss_mb = max(self._peak, status_kib(self.pid, "VmRSS")) / 1024

@@ -28,14 +28,14 @@ class Run:
 def _row(title: str, r: Result) -> str:
     return (
         f"| {title} | {r.rps:,.1f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.failures} | "
-        f"{r.cpu_ms:.2f} | {100 * r.busy:.0f} % | {r.rss_mb:.0f} | {r.note} |"
+        f"{r.cpu_ms:.2f} | {100 * r.busy:.0f} % | {r.others:.2f} | {r.rss_mb:.0f} | {r.note} |"
     )
 
 
 HEADER = [
     "| scenario | req/s | p50 ms | p99 ms | failed | server CPU ms/req | machine busy "
-    "| peak RSS MB | note |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    "| others' CPUs | peak RSS MB | note |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
 ]
 
 
@@ -55,7 +55,7 @@ def render(run: Run) -> str:
     ]
     for key, title in run.rows:
         if key in run.skipped:
-            out.append(f"| {title} | | | | | | | | {run.skipped[key]} |")
+            out.append(f"| {title} | | | | | | | | | {run.skipped[key]} |")
         elif key in run.results:
             out.append(_row(title, run.results[key]))
     out += [
@@ -70,7 +70,7 @@ def render(run: Run) -> str:
     if run.argon2_rate is not None:
         out.append(
             f"| raw argon2id verify, {m['nproc']} processes | {run.argon2_rate:,.1f} | | | | | "
-            f"| | machine {100 * run.argon2_busy:.0f} % busy just before |"
+            f"| | | machine {100 * run.argon2_busy:.0f} % busy just before |"
         )
     if run.floor is not None:
         out.append(_row("floor: hand-written Starlette `me` (bench/floor_app.py)", run.floor))

@@ -184,9 +184,12 @@ def measure(b: Bench, s: Scenario, url: str, monitor: procs.Monitor) -> Result:
     result.rss_mb = window.rss_mb
     result.cpu_ms = 1000 * window.cpu_s / max(1, result.requests)
     result.busy = window.busy
+    result.others = window.others
     notes = []
     if busy_before > 0.15:
-        notes.append(f"machine {100 * busy_before:.0f} % busy before it: noisy")
+        notes.append(f"machine {100 * busy_before:.0f} % busy before it")
+    if window.others > 0.1:
+        notes.append(f"NOISY: other processes used {window.others:.2f} CPUs")
     if flood is not None:
         beside = loadgen.finish(flood)
         notes.append(f"login beside it: {beside.rps:.1f} req/s, {beside.failures} failed")

@@ -18,7 +18,7 @@ class Run:
     results: dict[str, Result] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     argon2_rate: float | None = None
-    argon2_busy: float = 0.0
+    argon2_note: str = ""
     floor: Result | None = None
     idle_rss_mb: float = 0.0
     peak_rss_mb: float = 0.0
@@ -70,7 +70,7 @@ def render(run: Run) -> str:
     if run.argon2_rate is not None:
         out.append(
             f"| raw argon2id verify, {m['nproc']} processes | {run.argon2_rate:,.1f} | | | | | "
-            f"| | | machine {100 * run.argon2_busy:.0f} % busy just before |"
+            f"| | | {run.argon2_note} |"
         )
     if run.floor is not None:
         out.append(_row("floor: hand-written Starlette `me` (bench/floor_app.py)", run.floor))

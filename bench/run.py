@@ -168,10 +168,27 @@ SCENARIOS = [
 # Measuring ---------------------------------------------------------------------------------
 
 
+NOISY = 0.1  # CPUs' worth used by other processes that makes a measurement suspect
+
+
 def measure(b: Bench, s: Scenario, url: str, monitor: procs.Monitor) -> Result:
+    """Warm up, wait for a quiet machine, measure; again (up to --retries) if it was noisy."""
     opts = b.opts
     if s.warmup and opts.warmup > 0:
         loadgen.run(s.load(b), url, opts.warmup, opts.threads)
+    tries = 1
+    result = _measure_once(b, s, url, monitor)
+    while result.others > NOISY and tries <= opts.retries:
+        print(f"bench:   noisy ({result.others:.2f} CPUs used by others), again", flush=True)
+        tries += 1
+        result = _measure_once(b, s, url, monitor)
+    if tries > 1:
+        result.note = "; ".join(filter(None, [f"measured {tries} times", result.note]))
+    return result
+
+
+def _measure_once(b: Bench, s: Scenario, url: str, monitor: procs.Monitor) -> Result:
+    opts = b.opts
     load = s.load(b)
     busy_before = procs.wait_until_quiet(opts.wait_quiet)
     flood = None
@@ -188,13 +205,31 @@ def measure(b: Bench, s: Scenario, url: str, monitor: procs.Monitor) -> Result:
     notes = []
     if busy_before > 0.15:
         notes.append(f"machine {100 * busy_before:.0f} % busy before it")
-    if window.others > 0.1:
+    if window.others > NOISY:
         notes.append(f"NOISY: other processes used {window.others:.2f} CPUs")
     if flood is not None:
         beside = loadgen.finish(flood)
         notes.append(f"login beside it: {beside.rps:.1f} req/s, {beside.failures} failed")
     result.note = "; ".join(notes)
     return result
+
+
+def measure_argon2(b: Bench, monitor: procs.Monitor) -> tuple[float, str]:
+    """Reference 1, again (up to --retries) if other processes were busy meanwhile."""
+    opts = b.opts
+    tries = 0
+    while True:
+        tries += 1
+        procs.wait_until_quiet(opts.wait_quiet)
+        with monitor.window() as window:
+            rate = references.argon2_verify_rate(opts.argon2, opts.argon2_seconds)
+        if window.others <= NOISY or tries > opts.retries:
+            break
+        print(f"bench:   noisy ({window.others:.2f} CPUs used by others), again", flush=True)
+    notes = [f"measured {tries} times"] if tries > 1 else []
+    if window.others > NOISY:
+        notes.append(f"NOISY: other processes used {window.others:.2f} CPUs")
+    return rate, "; ".join(notes)
 
 
 def profile(b: Bench, s: Scenario) -> str | None:
@@ -261,8 +296,7 @@ def run(b: Bench, env: dict[str, str], dsn: str, out: report.Run) -> None:
     try:
         if not opts.no_references:
             print("bench: reference 1, raw argon2id verify rate", flush=True)
-            out.argon2_busy = procs.wait_until_quiet(opts.wait_quiet)
-            out.argon2_rate = references.argon2_verify_rate(opts.argon2, opts.argon2_seconds)
+            out.argon2_rate, out.argon2_note = measure_argon2(b, monitor)
             print(f"bench:   {out.argon2_rate:.1f} verifications/s", flush=True)
             print("bench: reference 2, hand-written Starlette me (floor)", flush=True)
             out.floor = measure_floor(b, env, dsn)
@@ -313,6 +347,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--no-references", action="store_true", help="skip the argon2 and floor references")
     add("--argon2-seconds", type=float, default=5, help="argon2 reference run (5)")
     add("--wait-quiet", type=float, default=60, help="wait up to this for an idle machine (60)")
+    add("--retries", type=int, default=2, help="measure a noisy run again, this often (2)")
     add(
         "--jwt-algorithm",
         default=Settings.model_fields["jwt_algorithm"].default,

@@ -235,6 +235,8 @@ def measure_argon2(b: Bench, monitor: procs.Monitor) -> tuple[float, str]:
 def profile(b: Bench, s: Scenario) -> str | None:
     """Run the scenario again under py-spy (the table keeps the unprofiled figures)."""
     out = RESULTS / f"{b.opts.stamp}-{s.key}.folded"
+    time.sleep(3)  # requests still queued from the previous scenario drain
+    procs.wait_until_quiet(b.opts.wait_quiet)
     flood = None
     if s.background is not None:
         flood = loadgen.start(s.background(b), b.server.url, b.opts.duration + 3, 1)

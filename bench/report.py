@@ -1,0 +1,142 @@
+"""The Markdown report: the scenarios, the two references, and the ratios of issue 6."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bench.loadgen import Result
+
+
+@dataclass
+class Run:
+    stamp: str
+    command: str
+    machine: dict[str, str]
+    setup: str
+    rows: list[tuple[str, str]] = field(default_factory=list)  # (key, title) in order
+    results: dict[str, Result] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    argon2_rate: float | None = None
+    argon2_note: str = ""
+    floor: Result | None = None
+    idle_rss_mb: float = 0.0
+    peak_rss_mb: float = 0.0
+    profiles: dict[str, str] = field(default_factory=dict)
+
+
+def _row(title: str, r: Result) -> str:
+    return (
+        f"| {title} | {r.rps:,.1f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.failures} | "
+        f"{r.cpu_ms:.2f} | {100 * r.busy:.0f} % | {r.others:.2f} | {r.rss_mb:.0f} | {r.note} |"
+    )
+
+
+HEADER = [
+    "| scenario | req/s | p50 ms | p99 ms | failed | server CPU ms/req | machine busy "
+    "| others' CPUs | peak RSS MB | note |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+]
+
+
+def render(run: Run) -> str:
+    m = run.machine
+    out = [
+        f"# identity benchmark, {run.stamp}",
+        "",
+        f"Command: `{run.command}`",
+        "",
+        f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['memory']}; Linux {m['kernel']}; "
+        f"Python {m['python']}; {m['postgres']}; {m['wrk']}; identity {m['commit']}.",
+        "",
+        run.setup,
+        "",
+        *HEADER,
+    ]
+    for key, title in run.rows:
+        if key in run.skipped:
+            out.append(f"| {title} | | | | | | | | | {run.skipped[key]} |")
+        elif key in run.results:
+            out.append(_row(title, run.results[key]))
+    out += [
+        "",
+        f"Server RSS: {run.idle_rss_mb:.0f} MB idle after start, {run.peak_rss_mb:.0f} MB at "
+        "peak over the whole run (VmHWM).",
+        "",
+        "References, same run, same cores:",
+        "",
+        *HEADER,
+    ]
+    if run.argon2_rate is not None:
+        out.append(
+            f"| raw argon2id verify, {m['nproc']} processes | {run.argon2_rate:,.1f} | | | | | "
+            f"| | | {run.argon2_note} |"
+        )
+    if run.floor is not None:
+        out.append(_row("floor: hand-written Starlette `me` (bench/floor_app.py)", run.floor))
+    out += ["", *targets(run)]
+    samples = [f"- {key}: `{r.sample}`" for key, r in run.results.items() if r.sample]
+    if samples:
+        out += ["", "First unexpected answer per scenario:", "", *samples]
+    for key, summary in run.profiles.items():
+        out += ["", f"## Profile of `{key}` (py-spy, CPU samples of the server)", "", summary]
+    return "\n".join(out) + "\n"
+
+
+def targets(run: Run) -> list[str]:
+    def rps(key: str) -> float | None:
+        return run.results[key].rps if key in run.results else None
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return None if a is None or not b else a / b
+
+    floor = run.floor.rps if run.floor else None
+    flood = run.results.get("me-under-login-flood")
+    # name, measured, goal, met?, shown as a percentage?
+    rows: list[tuple[str, float | None, str, Callable[[float], bool], bool]] = [
+        (
+            "login / raw argon2id rate",
+            ratio(rps("login"), run.argon2_rate),
+            "≥ 90 %",
+            _at(0.9),
+            True,
+        ),
+        ("me / floor me", ratio(rps("me"), floor), "≥ 80 %", _at(0.8), True),
+        ("refresh / floor me", ratio(rps("refresh"), floor), "≥ 50 %", _at(0.5), True),
+        (
+            "me during login flood / me alone",
+            ratio(rps("me-under-login-flood"), rps("me")),
+            "≥ 50 %",
+            _at(0.5),
+            True,
+        ),
+        (
+            "p99 of me during login flood, ms",
+            flood.p99_ms if flood else None,
+            "< 50",
+            _below(50),
+            False,
+        ),
+        ("server peak RSS, MB", run.peak_rss_mb or None, "< 150", _below(150), False),
+    ]
+    out = ["| target | measured | goal | met |", "|---|---:|---|---|"]
+    for name, value, goal, ok, percent in rows:
+        if value is None:
+            out.append(f"| {name} | n/a | {goal} | |")
+            continue
+        shown = f"{100 * value:.0f} %" if percent else f"{value:.1f}"
+        out.append(f"| {name} | {shown} | {goal} | {'yes' if ok(value) else '**no**'} |")
+    if "users-page" not in run.results:
+        out.append(
+            "| users page in constant SQL statements; login and page within 20 % "
+            "from 10 000 to 1 000 000 users | n/a | | not measured |"
+        )
+    return out
+
+
+def _at(least: float) -> Callable[[float], bool]:
+    return lambda value: value >= least
+
+
+def _below(limit: float) -> Callable[[float], bool]:
+    return lambda value: value < limit

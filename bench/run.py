@@ -413,11 +413,12 @@ def server_env(opts: argparse.Namespace, dsn: str, port: int) -> dict[str, str]:
             "IDENTITY_ARGON2_TIME_COST": str(opts.argon2.time_cost),
             "IDENTITY_ARGON2_PARALLELISM": str(opts.argon2.parallelism),
             "IDENTITY_JWT_ALGORITHM": opts.jwt_algorithm,
-            # All benchmark traffic comes from 127.0.0.1. Once identity limits logins and
-            # registrations per client address (issue 6), these raise the limits so that the
-            # benchmark measures hashing, not refusals; today identity ignores them.
-            "IDENTITY_RATE_LIMIT_LOGIN_PER_ADDRESS": "1000000/minute",
-            "IDENTITY_RATE_LIMIT_REGISTER_PER_ADDRESS": "1000000/minute",
+            # All benchmark traffic comes from 127.0.0.1: the per-address limits are raised so
+            # the benchmark measures hashing, not refusals. Per-account limits stay as they are.
+            "IDENTITY_RATE_LIMIT_LOGIN_ADDRESS": "1000000/minute",
+            "IDENTITY_RATE_LIMIT_REGISTER_ADDRESS": "1000000/minute",
+            # Production refuses the console transport; registrations queue verification mail.
+            "IDENTITY_MAIL_URL": f"file://{tempfile.gettempdir()}/identity-bench-mail-{port}",
         }
     )
     return env

@@ -203,5 +203,5 @@ async def test_prune_removes_only_old_events(
         from datetime import timedelta
 
         pruned = await container.admin.prune_audit(uow, clock.now() - timedelta(days=90))
-    assert pruned == 2  # registration and the first login
-    assert await scalar(container, "SELECT count(*) FROM audit_events") == total - 2
+    assert pruned == 3  # the first signing key, the registration and the first login
+    assert await scalar(container, "SELECT count(*) FROM audit_events") == total - 3

@@ -23,7 +23,6 @@ from identity.services.uow import UnitOfWork
 from identity.services.validation import Checker
 
 ADMIN_ROLE = "admin"
-USER_ROLE = "user"
 _ROLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _ADMINS_LOCK = "admins"
 
@@ -94,7 +93,7 @@ class Admin:
         email = check.email("email", email)
         first_name = check.name("firstName", first_name)
         last_name = check.name("lastName", last_name)
-        roles = await self._roles_named(uow, check, "roles", role_names or [USER_ROLE])
+        roles = await self._roles_named(uow, check, "roles", role_names)
         check.done()
         if await uow.users.email_taken(email):
             raise EmailAlreadyRegistered()

@@ -97,8 +97,11 @@ class Auth:
             ip_address=client.ip_address,
             refresh_counter=0,
         )
-        if self.rt.settings.notify_new_sign_in and not await uow.sessions.device_seen(
-            user.id, session.user_agent
+        # A new device, not the first sign-in ever (that is the account's own first device).
+        if (
+            self.rt.settings.notify_new_sign_in
+            and user.last_login_at is not None
+            and not await uow.sessions.device_seen(user.id, session.user_agent)
         ):
             uow.outbox.add(
                 "new_sign_in",

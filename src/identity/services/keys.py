@@ -35,6 +35,7 @@ class Keys:
             await uow.release()
             return None
         kid = self._add(uow, activate_in=0, note="first key")
+        uow.audit.record("keys.created", kid=kid)
         await uow.commit()
         await self.reload(uow)
         return kid
@@ -47,6 +48,7 @@ class Keys:
         await uow.locks.hold(_LOCK)
         delay = self.rt.settings.jwks_max_age if activate_in is None else activate_in
         kid = self._add(uow, activate_in=delay, note="rotation")
+        uow.audit.record("keys.rotated", kid=kid, activates_in=delay)
         await uow.commit()
         await self.reload(uow)
         return kid
@@ -59,6 +61,7 @@ class Keys:
         replacement = None
         if not self.rt.keyring.has_signer(self.rt.clock.now()):
             replacement = self._add(uow, activate_in=0, note=f"replaces revoked {kid}")
+        uow.audit.record("keys.revoked", kid=kid, revoked=revoked, replacement=replacement)
         await uow.commit()
         await self.reload(uow)
         return Revocation(revoked=revoked, replacement=replacement)

@@ -81,3 +81,4 @@ class Throttle:
             uow.audit.record("auth.password_check_failed", actor=user.id, subject=user.id)
             await uow.commit()
             raise InvalidCredentials()
+        await self.credentials_succeeded(user.email)

@@ -243,6 +243,15 @@ class Transfer:
             await repo.end_sessions(ended, now, SESSIONS_ENDED)
             if admins_before and not await repo.active_holders(ADMIN_ROLE):
                 raise LastAdmin()
+        uow.audit.record(
+            "cli.users_imported",
+            first_line=rows[0].line,
+            last_line=rows[-1].line,
+            created=len(created),
+            updated=len(updated),
+            sessions_ended=len(ended),
+            overwrite=overwrite,
+        )
         await uow.commit()
         return _Written(created=len(created), updated=len(updated), sessions_ended=len(ended))
 

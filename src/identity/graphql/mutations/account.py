@@ -94,7 +94,7 @@ class AccountMutations:
             )
         return UpdateMeSuccess(user=User.from_row(user))
 
-    @mutation("Change your password; your other sessions end. Requires a signed-in user.")
+    @mutation("Change your password; your other sessions end.", IsAuthenticated())
     async def change_password(
         self, info: GraphQLInfo, input: ChangePasswordInput
     ) -> ChangePasswordResult:

@@ -98,7 +98,7 @@ RevokeRoleResult = Annotated[
 class AdminMutations:
     @mutation(
         "Create an account without a password and mail its owner an invitation link (valid "
-        "7 days) to choose one.",
+        "7 days by default) to choose one.",
         HasPermission("users:write"),
     )
     async def create_user(self, info: GraphQLInfo, input: CreateUserInput) -> CreateUserResult:

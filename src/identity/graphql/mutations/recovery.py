@@ -110,7 +110,8 @@ RESET_REQUESTED = "If an account uses this address, a link to reset its password
 @strawberry.type
 class RecoveryMutations:
     @mutation(
-        "Mail a password-reset link (valid 30 minutes). The answer is the same whether or not "
+        "Mail a password-reset link (valid 30 minutes by default). The answer is the same "
+        "whether or not "
         "an account uses the address."
     )
     async def request_password_reset(
@@ -134,7 +135,8 @@ class RecoveryMutations:
         return ResetPasswordSuccess(message="Password set. Sign in with the new password.")
 
     @mutation(
-        "Mail a link that verifies your address (valid 24 hours); nothing is sent if it is "
+        "Mail a link that verifies your address (valid 24 hours by default); nothing is sent "
+        "if it is "
         "verified already.",
         IsAuthenticated(),
     )

@@ -169,6 +169,7 @@ def make_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settin
         "password_hash_concurrency": 2,
         "public_url": "http://testserver",
         "database_pool_size": 5,
+        "gc_freeze": False,  # many apps start in one test process
         # Many accounts from one address: the rate-limit tests set their own bounds.
         **{f"rate_limit_{rule}": "10000/minute" for rule in GENEROUS_LIMITS},
     }

@@ -224,7 +224,7 @@ def count_statements(container: Container) -> Iterator[list[str]]:
 
 
 async def test_a_page_takes_a_constant_number_of_statements(
-    gql: GraphQLClient, container: Container, clock: FrozenClock
+    gql: GraphQLClient, container: Container, clock: FrozenClock, database: Database
 ) -> None:
     admin = await make_admin(container, gql)
     await add_users(container, 99, clock)
@@ -252,8 +252,9 @@ async def test_a_page_takes_a_constant_number_of_statements(
             ]
         )
     assert counts[20] == counts[100], counts
-    # principal, page, roles of the users, their permissions, the roles' permissions
-    assert counts[100] == 5, counts
+    # page, roles of the users, their permissions, the roles' permissions; and the
+    # principal, which on PostgreSQL runs on the hot path's own asyncpg pool.
+    assert counts[100] == (4 if database.backend == "postgresql" else 5), counts
     holders = [
         e for e in data["users"]["edges"] if "support" in [r["name"] for r in e["node"]["roles"]]
     ]
@@ -272,7 +273,7 @@ async def test_search_uses_the_trigram_index_on_postgresql(
 
     stmt = select(User.id).where(user_search_text().like("%smith%"))
     compiled = stmt.compile(container.engine.sync_engine, compile_kwargs={"literal_binds": True})
-    async with container.reads() as db:
+    async with container.snapshots() as db:  # SET LOCAL needs a transaction
         await db.execute(text("SET LOCAL enable_seqscan = off"))
         plan = "\n".join((await db.execute(text(f"EXPLAIN {compiled}"))).scalars())
     assert "ix_users_search_trgm" in plan, plan

@@ -68,7 +68,7 @@ async def import_lines(
 
 
 async def export_lines(container: Container) -> list[dict[str, Any]]:
-    async with container.reads() as db:
+    async with container.snapshots() as db:
         return [orjson.loads(line) async for line in container.transfer.export_lines(db)]
 
 

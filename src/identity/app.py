@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -14,6 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from identity import metrics
 from identity.clock import Clock
@@ -22,7 +25,7 @@ from identity.container import Container
 from identity.db import migrate
 from identity.graphql.cookies import CSRF_HEADER
 from identity.graphql.schema import build_schema
-from identity.graphql.view import GraphQLView
+from identity.graphql.view import GraphQLEndpoint
 from identity.http import RequestMiddleware
 from identity.pages.routes import link_pages
 
@@ -35,7 +38,7 @@ SHUTDOWN_GRACE = 10.0
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Starlette:
     settings = settings or load_settings()
     container = Container.create(settings, clock=clock)
-    graphql = GraphQLView(build_schema(settings), container)
+    graphql = GraphQLEndpoint(build_schema(settings), container)
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -91,7 +94,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                     await task
             await container.close()
 
-    app = Starlette(
+    app = App(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/health", health, methods=["GET"]),
@@ -101,6 +104,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             *link_pages(settings),
         ],
         lifespan=lifespan,
+        request_options={
+            "max_body_size": settings.max_body_size,
+            "trusted_proxies": settings.trusted_proxies,
+            # POST /graphql skips the router (with CORS, it goes through it).
+            "direct": {"/graphql": graphql} if not settings.cors_origins else {},
+        },
     )
     app.state.container = container
     if settings.cors_origins:
@@ -115,12 +124,19 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             expose_headers=["X-Request-ID"],
             max_age=600,
         )
-    app.add_middleware(
-        RequestMiddleware,
-        max_body_size=settings.max_body_size,
-        trusted_proxies=settings.trusted_proxies,
-    )
     return app
+
+
+class App(Starlette):
+    """Starlette with the request middleware outermost: every response, errors included,
+    carries the request id and the security headers, and POST /graphql skips the stack."""
+
+    def __init__(self, *, request_options: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.request_options = request_options
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestMiddleware(super().build_middleware_stack(), **self.request_options)
 
 
 def _pool_status(container: Container) -> dict[str, int]:
@@ -136,6 +152,7 @@ def _pool_status(container: Container) -> dict[str, int]:
 async def startup(container: Container) -> None:
     """One-time work, safe to run in every instance at once (it takes locks)."""
     settings = container.settings
+    await container.start()
     if settings.migrate_on_start:
         await asyncio.to_thread(migrate.upgrade, settings.database_url)
     else:
@@ -144,6 +161,11 @@ async def startup(container: Container) -> None:
         kid = await container.keys.ensure_signer(uow)
     if kid is not None:
         log.info("created the first signing key %s", kid)
+    if settings.gc_freeze:
+        # What start-up loaded stays for the life of the process: keep the collector off
+        # it (full collections would otherwise walk it, a pause in the tail of latencies).
+        gc.collect()
+        gc.freeze()
 
 
 async def _reload_keys(container: Container) -> None:

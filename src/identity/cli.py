@@ -372,7 +372,7 @@ def _import_summary(report: ImportReport, name: str) -> str:
 def _users_export(settings: Settings, args: argparse.Namespace) -> None:
     async def run(out: IO[bytes]) -> int:
         count = 0
-        async with _container(settings) as container, container.reads() as db:
+        async with _container(settings) as container, container.snapshots() as db:
             async for line in container.transfer.export_lines(db):
                 out.write(line)
                 count += 1

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     database_pool_size: int = Field(default=10, ge=1)
     database_max_overflow: int = Field(default=10, ge=0)
+    database_hot_pool_size: int = Field(default=4, ge=1)
 
     secret_key: SecretStr | None = None
     secret_key_file: Path = Path(".identity-secret")
@@ -76,6 +77,7 @@ class Settings(BaseSettings):
     introspection: bool | None = None
     max_body_size: int = Field(default=64 * 1024, ge=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    gc_freeze: bool = True
 
     cors_origins: Annotated[list[str], NoDecode] = []
     trusted_proxies: Annotated[list[str], NoDecode] = []

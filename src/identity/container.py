@@ -14,6 +14,7 @@ from identity.config import Settings
 from identity.db.engine import create_engine, create_sessionmaker
 from identity.mail.render import Renderer
 from identity.mail.transports import create_mailer
+from identity.repositories.hot import PostgresHotPath
 from identity.services.accounts import Accounts
 from identity.services.admin import Admin
 from identity.services.auth import Auth
@@ -34,6 +35,8 @@ class Container:
     engine: AsyncEngine
     reads: async_sessionmaker[AsyncSession]
     writes: async_sessionmaker[AsyncSession]
+    snapshots: async_sessionmaker[AsyncSession]
+    hot: PostgresHotPath | None
     runtime: Runtime
     auth: Auth
     accounts: Accounts
@@ -54,6 +57,12 @@ class Container:
         throttle = Throttle(runtime)
         recovery = Recovery(runtime, tokens, throttle)
         writes = create_sessionmaker(engine, write=True)
+        reads = create_sessionmaker(engine)
+        hot = (
+            None
+            if settings.is_sqlite
+            else PostgresHotPath(settings.database_url, settings.database_hot_pool_size)
+        )
         renderer = Renderer(
             sender=settings.mail_from,
             product_name=settings.product_name,
@@ -72,10 +81,12 @@ class Container:
         return cls(
             settings=settings,
             engine=engine,
-            reads=create_sessionmaker(engine),
+            reads=reads,
+            snapshots=create_sessionmaker(engine, snapshot=True),
+            hot=hot,
             writes=writes,
             runtime=runtime,
-            auth=Auth(runtime, throttle),
+            auth=Auth(runtime, throttle, reads, hot),
             accounts=Accounts(runtime, recovery, throttle),
             recovery=recovery,
             admin=Admin(runtime, tokens),
@@ -105,6 +116,12 @@ class Container:
         async with self.reads() as db:
             yield UnitOfWork(db, self.runtime.clock)
 
+    async def start(self) -> None:
+        if self.hot is not None:
+            await self.hot.start()
+
     async def close(self) -> None:
         self.runtime.hasher.close()
+        if self.hot is not None:
+            await self.hot.close()
         await self.engine.dispose()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import re
 import time
-import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,9 +39,15 @@ class RequestMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, *, max_body_size: int, trusted_proxies: Sequence[str] = ()
+        self,
+        app: ASGIApp,
+        *,
+        max_body_size: int,
+        trusted_proxies: Sequence[str] = (),
+        direct: Mapping[str, ASGIApp] | None = None,
     ) -> None:
         self.app = app
+        self.direct = dict(direct or {})
         self.max_body_size = max_body_size
         self.trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
 
@@ -85,12 +91,19 @@ class RequestMiddleware:
                     raise BodyTooLarge()
             return message
 
+        direct = self.direct.get(scope["path"]) if scope["method"] == "POST" else None
         try:
-            await self.app(scope, receive_bounded, send_with_headers)
+            await (direct or self.app)(scope, receive_bounded, send_with_headers)
         except BodyTooLarge:
             if response_started:
                 raise
             await _too_large(send_with_headers)
+        except Exception:
+            if direct is None or response_started:
+                raise
+            # What Starlette's error middleware does for the routes it serves.
+            log.exception("unhandled error (request %s)", request_id)
+            await _json(send_with_headers, 500, b'{"errors":[{"message":"Unexpected error."}]}')
         _log(scope, request_id, status, started)
 
     def client_address(self, scope: Scope) -> str | None:
@@ -135,7 +148,7 @@ def _request_id(scope: Scope) -> str:
             if _REQUEST_ID.match(text):
                 return text
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def _declared_length(scope: Scope) -> int:
@@ -149,18 +162,14 @@ def _declared_length(scope: Scope) -> int:
 
 
 async def _too_large(send: Send) -> None:
-    body = b'{"errors":[{"message":"Request body too large."}]}'
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    await _json(send, 413, b'{"errors":[{"message":"Request body too large."}]}', close=True)
+
+
+async def _json(send: Send, status: int, body: bytes, *, close: bool = False) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -24,7 +24,9 @@ def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     options: dict[str, Any] = {
-        "pool_pre_ping": True,
+        # No ping per checkout (a round trip each time): a connection that died is detected
+        # when it fails, and SQLAlchemy then invalidates the pool (the outage test shows it).
+        "pool_pre_ping": False,
         "pool_size": settings.database_pool_size,
         "max_overflow": settings.database_max_overflow,
         "pool_recycle": 1800,
@@ -59,10 +61,17 @@ def _sqlite_begin(conn: Any) -> None:
 
 
 def create_sessionmaker(
-    engine: AsyncEngine, *, write: bool = False
+    engine: AsyncEngine, *, write: bool = False, snapshot: bool = False
 ) -> async_sessionmaker[AsyncSession]:
-    """Sessions for reads, or (write=True) for units of work that change data."""
-    bind = engine.execution_options(**WRITE) if write else engine
+    """Sessions for reads, for units of work that change data (write), or for reads that
+    need one consistent snapshot or a server-side cursor (snapshot)."""
+    if write:
+        bind = engine.execution_options(**WRITE)
+    elif engine.dialect.name == "postgresql" and not snapshot:
+        # Reads need no transaction: no BEGIN and ROLLBACK round trips around each query.
+        bind = engine.execution_options(isolation_level="AUTOCOMMIT")
+    else:
+        bind = engine
     # expire_on_commit=False: services release the connection (commit) before slow work
     # such as password hashing and keep using the rows they read.
     return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)

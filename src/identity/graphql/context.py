@@ -88,17 +88,15 @@ class Context:
         if token is None:
             return None
         try:
-            async with self.container.reads() as db:
-                principal = await self.container.auth.authenticate(db, token)
+            principal = await self.container.auth.authenticate(token)
         except Unauthenticated:
             raise unauthenticated("The access token is invalid, expired or revoked.") from None
         self.state["user_id"] = str(principal.user_id)
-        self.loaders.roles_by_user.prime(principal.user_id, principal.roles)
-        self.loaders.permissions_by_user.prime(principal.user_id, sorted(principal.permissions))
+        loaders = self.loaders
+        loaders.known_roles[principal.user_id] = principal.roles
+        loaders.known_permissions[principal.user_id] = sorted(principal.permissions)
         for role in principal.roles:
-            self.loaders.permissions_by_role.prime(
-                role.id, principal.role_permissions.get(role.id, [])
-            )
+            loaders.known_role_permissions[role.id] = principal.role_permissions.get(role.id, [])
         return principal
 
     @asynccontextmanager

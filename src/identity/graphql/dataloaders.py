@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.dataloader import DataLoader
@@ -22,14 +23,29 @@ class Loaders:
     def __init__(self, reads: async_sessionmaker[AsyncSession], clock: Clock) -> None:
         self._reads = reads
         self._clock = clock
-        self.roles_by_user = DataLoader[uuid.UUID, list[Role]](load_fn=self._roles_by_user)
-        self.permissions_by_role = DataLoader[uuid.UUID, list[Permission]](
-            load_fn=self._permissions_by_role
-        )
-        self.permissions_by_user = DataLoader[uuid.UUID, list[str]](
-            load_fn=self._permissions_by_user
-        )
-        self.sessions_by_user = DataLoader[uuid.UUID, list[Session]](load_fn=self._sessions_by_user)
+        # What the request already knows (the caller's roles and permissions, read with the
+        # principal): resolvers answer from here synchronously, without a loader.
+        self.known_roles: dict[uuid.UUID, list[Role]] = {}
+        self.known_permissions: dict[uuid.UUID, list[str]] = {}
+        self.known_role_permissions: dict[uuid.UUID, list[Permission]] = {}
+
+    # Each loader is made on first use: most requests need none of them.
+
+    @cached_property
+    def roles_by_user(self) -> DataLoader[uuid.UUID, list[Role]]:
+        return DataLoader(load_fn=self._roles_by_user)
+
+    @cached_property
+    def permissions_by_role(self) -> DataLoader[uuid.UUID, list[Permission]]:
+        return DataLoader(load_fn=self._permissions_by_role)
+
+    @cached_property
+    def permissions_by_user(self) -> DataLoader[uuid.UUID, list[str]]:
+        return DataLoader(load_fn=self._permissions_by_user)
+
+    @cached_property
+    def sessions_by_user(self) -> DataLoader[uuid.UUID, list[Session]]:
+        return DataLoader(load_fn=self._sessions_by_user)
 
     async def _roles_by_user(self, user_ids: Sequence[uuid.UUID]) -> list[list[Role]]:
         async with self._reads() as db:

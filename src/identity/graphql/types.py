@@ -11,9 +11,22 @@ from strawberry.types import Info
 
 from identity.db import models
 from identity.graphql.context import Context
+from identity.graphql.dataloaders import Loaders
 from identity.graphql.permissions import AnyOf, HasPermission, IsSelf, requires
 from identity.repositories.audit import AuditQuery
 from identity.repositories.users import UserQuery
+
+# Resolvers answer from what the request knows when they can, synchronously (graphql-core's
+# async path costs more than such a field); otherwise they return one of these awaitables,
+# which graphql-core awaits.
+
+
+async def _roles_later(loaders: Loaders, user_id: uuid.UUID) -> list[Role]:
+    return [Role.from_row(row) for row in await loaders.roles_by_user.load(user_id)]
+
+
+async def _permissions_later(loaders: Loaders, role_id: uuid.UUID) -> list[Permission]:
+    return [Permission.from_row(row) for row in await loaders.permissions_by_role.load(role_id)]
 
 
 @strawberry.type(description="A permission a role can grant, named `area:action`.")
@@ -37,9 +50,12 @@ class Role:
     role_id: strawberry.Private[uuid.UUID]
 
     @strawberry.field
-    async def permissions(self, info: Info[Context, None]) -> list[Permission]:
-        rows = await info.context.loaders.permissions_by_role.load(self.role_id)
-        return [Permission.from_row(row) for row in rows]
+    def permissions(self, info: Info[Context, None]) -> list[Permission]:
+        loaders = info.context.loaders
+        known = loaders.known_role_permissions.get(self.role_id)
+        if known is not None:  # answered without a query, and without the async path
+            return [Permission.from_row(row) for row in known]
+        return _permissions_later(loaders, self.role_id)  # type: ignore[return-value]
 
     @classmethod
     def from_row(cls, row: models.Role) -> Role:
@@ -66,13 +82,20 @@ class User:
     user_id: strawberry.Private[uuid.UUID]
 
     @strawberry.field(description="The roles this user holds, by name.")
-    async def roles(self, info: Info[Context, None]) -> list[Role]:
-        rows = await info.context.loaders.roles_by_user.load(self.user_id)
-        return [Role.from_row(row) for row in rows]
+    def roles(self, info: Info[Context, None]) -> list[Role]:
+        loaders = info.context.loaders
+        known = loaders.known_roles.get(self.user_id)
+        if known is not None:  # answered without a query, and without the async path
+            return [Role.from_row(row) for row in known]
+        return _roles_later(loaders, self.user_id)  # type: ignore[return-value]
 
     @strawberry.field(description="Every permission granted by this user's roles, sorted.")
-    async def permissions(self, info: Info[Context, None]) -> list[str]:
-        return await info.context.loaders.permissions_by_user.load(self.user_id)
+    def permissions(self, info: Info[Context, None]) -> list[str]:
+        loaders = info.context.loaders
+        known = loaders.known_permissions.get(self.user_id)
+        if known is not None:
+            return known
+        return loaders.permissions_by_user.load(self.user_id)  # type: ignore[return-value]
 
     @strawberry.field(
         **requires(

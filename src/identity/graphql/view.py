@@ -1,38 +1,55 @@
-"""The HTTP side of GraphQL: context per request, JSON encoding, status codes."""
+"""GraphQL over HTTP: the request, one cached document, graphql-core's executor, the answer.
+
+Strawberry defines the schema and wraps the resolvers; this endpoint replaces its HTTP view
+and `Schema.execute`, whose per-request machinery (extension runners, request adapters)
+cost more than the whole `me` query. What it does instead is short: refuse what is not a
+single JSON operation, take the document from the cache, execute, mask unexpected errors,
+record the outcome.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from cross_web import HTTPException
+from graphql import ExecutionResult, GraphQLError, OperationType, execute, get_operation_ast
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
+from starlette.types import Receive, Scope, Send
+from strawberry.execution import optimized_is_awaitable
+from strawberry.http.ides import get_graphql_ide_html
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from identity.container import Container
 from identity.graphql.context import Context
 from identity.graphql.graphiql import PUBLIC_CDN, graphiql_page
-from identity.graphql.schema import Schema
+from identity.graphql.schema import Documents, Schema
 
+log = logging.getLogger("identity.graphql")
+
+UNEXPECTED = "Unexpected error."
 # Refusals of the request itself rather than answers: HTTP 400.
 _REQUEST_ERRORS = frozenset({"QUERY_TOO_COMPLEX", "CSRF_CHECK_FAILED"})
+_JSON = "application/json"
+_QUERIES = frozenset({OperationType.QUERY})
+_QUERIES_AND_MUTATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
 
 
-class GraphQLView(GraphQL[Context, None]):
+class GraphQLEndpoint:
+    """An ASGI app for /graphql."""
+
     def __init__(self, schema: Schema, container: Container) -> None:
         settings = container.settings
-        super().__init__(
-            schema,
-            graphql_ide="graphiql" if settings.graphiql_enabled else None,
-            allow_queries_via_get=True,
-        )
         self.container = container
+        self.schema = schema._schema
+        self.documents = Documents(schema, settings)
+        self.graphiql_html: str | None = None
         if settings.graphiql_enabled:
-            self.graphiql_html = graphiql_page(self.graphql_ide_html, settings.graphiql_assets_url)
+            template = get_graphql_ide_html(graphql_ide="graphiql")
+            self.graphiql_html = graphiql_page(template, settings.graphiql_assets_url)
             assets = _origin(settings.graphiql_assets_url or PUBLIC_CDN)
             # Strawberry's page runs one inline script; everything else is from `assets`.
             self.graphiql_csp = (
@@ -42,43 +59,120 @@ class GraphQLView(GraphQL[Context, None]):
                 "base-uri 'none'; form-action 'none'"
             )
 
-    async def get_context(
-        self, request: Request | WebSocket, response: Response | WebSocket
-    ) -> Context:
-        assert isinstance(request, Request)
-        assert isinstance(response, Response)
-        return Context(request, response, self.container)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        response = await self.handle(request)
+        await response(scope, receive, send)
 
-    async def render_graphql_ide(self, request: Request) -> Response:
-        # Typed headers (an Authorization token) stay in memory, not in localStorage.
-        return HTMLResponse(
-            self.graphiql_html,
-            headers={"Content-Security-Policy": self.graphiql_csp, "Cache-Control": "no-store"},
-        )
+    async def handle(self, request: Request) -> Response:
+        if request.method == "POST":
+            return await self.post(request)
+        if request.method == "GET":
+            return await self.get(request)
+        return _refusal(405, "Use GET or POST.", {"Allow": "GET, POST"})
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    async def post(self, request: Request) -> Response:
+        if not request.headers.get("content-type", "").startswith(_JSON):
+            return _refusal(400, "Send the operation as application/json.")
+        try:
+            data = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return _refusal(400, "The request body is not valid JSON.")
+        if isinstance(data, list):
+            return _refusal(400, "Batching is off: send one operation per request.")
+        return await self.run(request, data, _QUERIES_AND_MUTATIONS)
 
-    def decode_json(self, data: str | bytes) -> object:
-        return orjson.loads(data)
+    async def get(self, request: Request) -> Response:
+        """Queries in the URL (never mutations), or GraphiQL for a browser."""
+        params = request.query_params
+        if "query" not in params:
+            if self.graphiql_html is None or "text/html" not in request.headers.get("accept", ""):
+                return _refusal(404, "Not found.")
+            headers = {"Content-Security-Policy": self.graphiql_csp, "Cache-Control": "no-store"}
+            return HTMLResponse(self.graphiql_html, headers=headers)
+        data = {"query": params["query"], "operationName": params.get("operationName")}
+        if params.get("variables"):
+            try:
+                data["variables"] = orjson.loads(params["variables"])
+            except orjson.JSONDecodeError:
+                return _refusal(400, "`variables` is not valid JSON.")
+        return await self.run(request, data, _QUERIES)
 
-    def parse_json(self, data: str | bytes) -> Any:
-        parsed = super().parse_json(data)
-        if not isinstance(parsed, dict | list):
-            raise HTTPException(400, "The request body must be a JSON object.")
-        return parsed
+    async def run(self, request: Request, data: Any, allowed: frozenset[OperationType]) -> Response:
+        if not isinstance(data, dict):
+            return _refusal(400, "The request body must be a JSON object.")
+        query, variables, name = data.get("query"), data.get("variables"), data.get("operationName")
+        if not isinstance(query, str) or not query:
+            return _refusal(400, "No GraphQL query found in the request.")
+        if not isinstance(variables, dict | None) or not isinstance(name, str | None):
+            return _refusal(400, "`variables` must be an object and `operationName` a string.")
 
-    def create_response(
-        self,
-        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
-        sub_response: Response,
+        sub_response = Response()
+        context = Context(request, sub_response, self.container)
+        document, errors = self.documents.get(query)
+        if document is None:
+            result = ExecutionResult(data=None, errors=errors)
+        else:
+            operation = get_operation_ast(document, name)
+            if operation is not None and operation.operation not in allowed:
+                return _refusal(405, "Mutations need POST.", {"Allow": "POST"})
+            outcome = execute(
+                self.schema,
+                document,
+                context_value=context,
+                variable_values=variables,
+                operation_name=name,
+                executor_class=StrawberryGraphQLCoreExecutionContext,
+                is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
+            )
+            result = await outcome if isinstance(outcome, Awaitable) else outcome
+            name = name or (operation.name.value if operation and operation.name else None)
+        return self.answer(context, sub_response, result, name)
+
+    def answer(
+        self, context: Context, sub_response: Response, result: ExecutionResult, name: str | None
     ) -> Response:
-        response = super().create_response(response_data, sub_response)
+        body: dict[str, Any] = {"data": result.data}
+        status = 200
+        state = context.state
+        state["operation"] = name
+        if result.errors:
+            errors = [self._public(error, context) for error in result.errors]
+            body["errors"] = [error.formatted for error in errors]
+            codes = [(e.extensions or {}).get("code") for e in errors]
+            state["outcome"] = next((c for c in codes if c), "GRAPHQL_VALIDATION_FAILED")
+            if result.data is None and _REQUEST_ERRORS.intersection(codes):
+                status = 400
+        else:
+            state["outcome"] = context.outcome or "ok"
+        response = Response(orjson.dumps(body), status_code=status, media_type=_JSON)
         # Answers carry tokens and personal data: no cache may keep them.
         response.headers["Cache-Control"] = "no-store"
-        if isinstance(response_data, dict) and _is_refusal(response_data):
-            response.status_code = 400
+        response.raw_headers.extend(
+            (key, value) for key, value in sub_response.raw_headers if key == b"set-cookie"
+        )
         return response
+
+    def _public(self, error: GraphQLError, context: Context) -> GraphQLError:
+        """Expected errors as they are; anything else logged with its trace, and masked."""
+        original = error.original_error
+        if original is None or isinstance(original, GraphQLError):
+            return error
+        path = ".".join(str(p) for p in error.path or ()) or "operation"
+        log.error(
+            "unexpected error in %s (request %s)", path, context.request_id, exc_info=original
+        )
+        return GraphQLError(
+            UNEXPECTED,
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": context.request_id},
+        )
+
+
+def _refusal(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    body = orjson.dumps({"errors": [{"message": message}]})
+    return Response(body, status_code=status, media_type=_JSON, headers=headers)
 
 
 def _origin(url: str) -> str:
@@ -87,10 +181,3 @@ def _origin(url: str) -> str:
         return "'self'"
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _is_refusal(data: GraphQLHTTPResponse) -> bool:
-    if data.get("data") is not None:
-        return False
-    errors: list[dict[str, Any]] = data.get("errors") or []  # type: ignore[assignment]
-    return any((e.get("extensions") or {}).get("code") in _REQUEST_ERRORS for e in errors)

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from identity import metrics
 from identity.db.models import Role, Session, User
+from identity.repositories.hot import PostgresHotPath
 from identity.repositories.sessions import SessionRepository
 from identity.security.jwt import InvalidAccessToken
 from identity.services.errors import (
@@ -47,9 +48,17 @@ class Unauthenticated(Exception):
 
 
 class Auth:
-    def __init__(self, rt: Runtime, throttle: Throttle) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        throttle: Throttle,
+        reads: async_sessionmaker[AsyncSession],
+        hot: PostgresHotPath | None = None,
+    ) -> None:
         self.rt = rt
         self.throttle = throttle
+        self.reads = reads
+        self.hot = hot
 
     # Tokens -----------------------------------------------------------------------------
 
@@ -169,7 +178,14 @@ class Auth:
     async def refresh(self, uow: UnitOfWork, token: str | None) -> AuthResult:
         session_id, counter = self._open_refresh_token(token)
         now = self.rt.clock.now()
-        rotated = await uow.sessions.rotate(session_id, counter, now, self._idle_since(now))
+        idle_since = self._idle_since(now)
+        if self.hot is not None:  # PostgreSQL: rotate and read the user in one statement
+            done = await self.hot.rotate(session_id, counter, now, idle_since)
+            if done is not None:
+                return self._issue(*done[:2], session_id, counter + 1, done[2])
+            rotated = None
+        else:
+            rotated = await uow.sessions.rotate(session_id, counter, now, idle_since)
         if rotated is None:
             rotated = await self._successor_within_grace(uow, session_id, counter, now)
         user_id, session_ends = rotated
@@ -187,7 +203,8 @@ class Auth:
     ) -> tuple[uuid.UUID, datetime]:
         """The token was not current: the grace rule, or reuse detection."""
         session = await uow.sessions.get(session_id)
-        if session is None or not self._live(session, now) or counter > session.refresh_counter:
+        if session is None or not self._live(session, now) or counter >= session.refresh_counter:
+            # Unknown, ended, or current but not rotated (its user was deactivated).
             raise InvalidToken()
         grace = timedelta(seconds=self.rt.settings.refresh_reuse_grace)
         if session.refresh_counter == counter + 1 and now - session.refreshed_at <= grace:
@@ -240,16 +257,22 @@ class Auth:
             and (idle_since is None or session.last_used_at > idle_since)
         )
 
-    async def authenticate(self, db: AsyncSession, access_token: str) -> Principal:
+    async def authenticate(self, access_token: str) -> Principal:
         """The principal behind an access token, checked against the database every time."""
         now = self.rt.clock.now()
         try:
             claims = self.rt.keyring.verify(access_token, now)
         except InvalidAccessToken:
             raise Unauthenticated() from None
-        rows = await SessionRepository(db).load_principal(
-            session_id=claims.sid, user_id=claims.sub, kid=claims.kid, now=now
-        )
+        if self.hot is not None:
+            rows = await self.hot.principal(
+                session_id=claims.sid, user_id=claims.sub, kid=claims.kid, now=now
+            )
+        else:
+            async with self.reads() as db:
+                rows = await SessionRepository(db).load_principal(
+                    session_id=claims.sid, user_id=claims.sub, kid=claims.kid, now=now
+                )
         if rows is None:
             raise Unauthenticated()
         permissions = frozenset(p.code for granted in rows.permissions.values() for p in granted)

@@ -80,7 +80,7 @@ LogoutResult = Annotated[LogoutSuccess | InvalidToken, strawberry.union("LogoutR
 
 
 def auth_payload(context: Context, result: AuthResult) -> AuthPayload:
-    context.loaders.roles_by_user.prime(result.user.id, result.roles)
+    context.loaders.known_roles[result.user.id] = result.roles
     settings = context.container.settings
     refresh_token: str | None = result.refresh_token
     if settings.refresh_cookie:

@@ -1,0 +1,138 @@
+"""The two statements on the hot path, on PostgreSQL: prepared, one round trip each.
+
+Every authenticated request loads its principal, and every refresh rotates a session; both
+run here on a small asyncpg pool of their own, as single autocommit statements (asyncpg
+prepares and caches them per connection). Everything else goes through SQLAlchemy. On
+SQLite the same two lookups run through SQLAlchemy (see SessionRepository).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from identity.db.models import Permission, Role, User
+from identity.repositories.sessions import PrincipalRows
+
+_USER = (
+    "u.id, u.email, u.first_name, u.last_name, u.is_active, u.is_verified, "
+    "u.created_at, u.updated_at, u.last_login_at"
+)
+_ROLE = "r.id AS role_id, r.name, r.description AS role_description, r.is_system"
+
+PRINCIPAL = f"""
+SELECT {_USER}, {_ROLE}, p.code, p.description AS permission_description
+FROM sessions s
+JOIN users u ON u.id = s.user_id
+LEFT JOIN user_roles ur ON ur.user_id = u.id
+LEFT JOIN roles r ON r.id = ur.role_id
+LEFT JOIN role_permissions rp ON rp.role_id = r.id
+LEFT JOIN permissions p ON p.code = rp.permission_code
+WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > $3
+  AND u.is_active
+  AND EXISTS (SELECT 1 FROM signing_keys k WHERE k.kid = $4 AND k.revoked_at IS NULL)
+"""  # noqa: S608 - constant fragments; every value is a bound parameter
+
+# Rotate a live session of an active user (compare-and-set on the counter), and read the
+# user and their roles for the new tokens, in one statement.
+ROTATE = f"""
+WITH s AS (
+  UPDATE sessions
+  SET refresh_counter = refresh_counter + 1, refreshed_at = $3, last_used_at = $3
+  WHERE id = $1 AND refresh_counter = $2 AND revoked_at IS NULL AND expires_at > $3
+    AND ($4::timestamptz IS NULL OR last_used_at > $4)
+    AND EXISTS (SELECT 1 FROM users WHERE users.id = sessions.user_id AND users.is_active)
+  RETURNING user_id, expires_at
+)
+SELECT s.expires_at AS session_ends, {_USER}, {_ROLE}
+FROM s
+JOIN users u ON u.id = s.user_id
+LEFT JOIN user_roles ur ON ur.user_id = u.id
+LEFT JOIN roles r ON r.id = ur.role_id
+"""  # noqa: S608 - constant fragments; every value is a bound parameter
+
+
+class PostgresHotPath:
+    def __init__(self, database_url: str, pool_size: int) -> None:
+        self._dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+
+    async def start(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self._dsn, min_size=1, max_size=self._pool_size, max_inactive_connection_lifetime=300
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the hot path was not started")
+        return self._pool
+
+    async def principal(
+        self, *, session_id: uuid.UUID, user_id: uuid.UUID, kid: str, now: datetime
+    ) -> PrincipalRows | None:
+        rows = await self.pool.fetch(PRINCIPAL, session_id, user_id, now, kid)
+        if not rows:
+            return None
+        roles: dict[uuid.UUID, Role] = {}
+        permissions: dict[uuid.UUID, list[Permission]] = {}
+        for row in rows:
+            role_id = row["role_id"]
+            if role_id is None:
+                continue
+            if role_id not in roles:
+                roles[role_id] = _role(row)
+                permissions[role_id] = []
+            if row["code"] is not None:
+                permissions[role_id].append(
+                    Permission(code=row["code"], description=row["permission_description"])
+                )
+        return PrincipalRows(
+            user=_user(rows[0]),
+            roles=sorted(roles.values(), key=lambda r: r.name),
+            permissions={
+                role_id: sorted(granted, key=lambda p: p.code)
+                for role_id, granted in permissions.items()
+            },
+        )
+
+    async def rotate(
+        self, session_id: uuid.UUID, counter: int, now: datetime, idle_since: datetime | None
+    ) -> tuple[User, list[Role], datetime] | None:
+        """The rotated session's user, their roles and the session's end; None if not rotated."""
+        rows = await self.pool.fetch(ROTATE, session_id, counter, now, idle_since)
+        if not rows:
+            return None
+        roles = [_role(row) for row in rows if row["role_id"] is not None]
+        return _user(rows[0]), sorted(roles, key=lambda r: r.name), rows[0]["session_ends"]
+
+
+def _user(row: Any) -> User:
+    return User(
+        id=row["id"],
+        email=row["email"],
+        first_name=row["first_name"],
+        last_name=row["last_name"],
+        is_active=row["is_active"],
+        is_verified=row["is_verified"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        last_login_at=row["last_login_at"],
+    )
+
+
+def _role(row: Any) -> Role:
+    return Role(
+        id=row["role_id"],
+        name=row["name"],
+        description=row["role_description"],
+        is_system=row["is_system"],
+    )

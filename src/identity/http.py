@@ -9,7 +9,6 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from identity import metrics
@@ -68,11 +67,11 @@ class RequestMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers["x-request-id"] = request_id
-                for name, value in SECURITY_HEADERS:
-                    if name.decode() not in headers:
-                        headers.raw.append((name, value))
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
+                message["headers"] = headers
             await send(message)
 
         if _declared_length(scope) > self.max_body_size:
@@ -110,7 +109,7 @@ class RequestMiddleware:
         """The socket's peer; behind a trusted proxy, the nearest untrusted X-Forwarded-For hop."""
         client = scope.get("client")
         peer: str | None = client[0] if client else None
-        if peer is None or not self._trusted(peer):
+        if peer is None or not self.trusted or not self._trusted(peer):
             return peer
         hops: list[str] = [
             hop.strip()

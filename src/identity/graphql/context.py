@@ -66,9 +66,21 @@ class Context:
 
     async def principal(self) -> Principal | None:
         """The caller, or None without a token; UNAUTHENTICATED for an unusable token."""
-        if self._principal is None:
-            self._principal = asyncio.ensure_future(self._load_principal())
-        return await self._principal
+        if self._principal is not None:  # loaded, or being loaded for a sibling field
+            return await self._principal
+        # The first caller loads it itself (no task); concurrent callers await the future.
+        future = self._principal = asyncio.get_running_loop().create_future()
+        try:
+            principal = await self._load_principal()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: this caller raises it; later ones get it too
+            raise
+        future.set_result(principal)
+        return principal
 
     async def principal_if_any(self) -> Principal | None:
         """The caller if their token works; None otherwise (for operations open to all)."""

@@ -1,5 +1,8 @@
 """Rate limits with the `limits` library: in process memory, or in Redis shared by instances.
 
+The sliding-window-counter strategy keeps two counters per key and window, whatever the
+limit: a moving window would keep one entry per hit (a million for a limit of a million).
+
 If Redis is configured but unreachable, checks fall back to process memory (a log line and
 a metric say so) and Redis is tried again after a short pause: never no limit at all.
 """
@@ -12,7 +15,7 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 
 from identity import metrics
@@ -35,9 +38,9 @@ class Rule:
 class RateLimiter:
     def __init__(self, *, redis_url: str | None, key_prefix: str, timeout: float = 0.5) -> None:
         self._memory_storage = MemoryStorage()
-        self._memory = MovingWindowRateLimiter(self._memory_storage)
+        self._memory = SlidingWindowCounterRateLimiter(self._memory_storage)
         self._redis_storage: Storage | None = None
-        self._redis: MovingWindowRateLimiter | None = None
+        self._redis: SlidingWindowCounterRateLimiter | None = None
         if redis_url is not None:
             self._redis_storage = RedisStorage(
                 "async+" + redis_url,
@@ -47,7 +50,7 @@ class RateLimiter:
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
             )
-            self._redis = MovingWindowRateLimiter(self._redis_storage)
+            self._redis = SlidingWindowCounterRateLimiter(self._redis_storage)
         self._redis_down_until = 0.0
         self._prefix = key_prefix
 
@@ -56,7 +59,7 @@ class RateLimiter:
         """Counts are shared with other instances (Redis is configured and answering)."""
         return self._redis is not None and time.monotonic() >= self._redis_down_until
 
-    def _backends(self) -> tuple[MovingWindowRateLimiter, Storage]:
+    def _backends(self) -> tuple[SlidingWindowCounterRateLimiter, Storage]:
         if self._redis is not None and self._redis_storage is not None and self.shared:
             return self._redis, self._redis_storage
         return self._memory, self._memory_storage
@@ -97,7 +100,7 @@ class RateLimiter:
             await self._memory.clear(item, rule.name, key)
 
     async def _hit(
-        self, limiter: MovingWindowRateLimiter, storage: Storage, rule: Rule, key: str
+        self, limiter: SlidingWindowCounterRateLimiter, storage: Storage, rule: Rule, key: str
     ) -> int | None:
         retry_after = None
         for item in rule.items:
@@ -107,7 +110,7 @@ class RateLimiter:
             metrics.RATE_LIMITED.labels(rule.name).inc()
         return retry_after
 
-    async def _blocked(self, limiter: MovingWindowRateLimiter, rule: Rule, key: str) -> int | None:
+    async def _blocked(self, limiter: SlidingWindowCounterRateLimiter, rule: Rule, key: str) -> int | None:
         retry_after = None
         for item in rule.items:
             if not await limiter.test(item, rule.name, key):
@@ -117,7 +120,7 @@ class RateLimiter:
         return retry_after
 
     async def _reset_in(
-        self, limiter: MovingWindowRateLimiter, item: RateLimitItem, rule: Rule, key: str
+        self, limiter: SlidingWindowCounterRateLimiter, item: RateLimitItem, rule: Rule, key: str
     ) -> int:
         stats = await limiter.get_window_stats(item, rule.name, key)
         return max(1, int(stats.reset_time - time.time()) + 1)

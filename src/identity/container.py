@@ -107,7 +107,7 @@ class Container:
                 yield uow
             finally:
                 await uow.rollback()
-                if uow.committed and uow.outbox.queued:
+                if uow.committed and uow.queued_mail:
                     self.mail_wakeup.set()
 
     @asynccontextmanager

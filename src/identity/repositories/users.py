@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, exists, func, select, tuple_
+from sqlalchemy import delete, exists, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 from sqlalchemy.sql import Select
 
 from identity.db.models import Role, User, UserRole, user_search_text
@@ -39,8 +40,20 @@ class UserRepository:
         rows = (await self.db.execute(select(User).where(User.id.in_(user_ids)))).scalars()
         return {user.id: user for user in rows}
 
-    async def by_email(self, email: str) -> User | None:
-        return (await self.db.execute(select(User).where(User.email == email))).scalar()
+    async def by_email(self, email: str, *, with_roles: bool = False) -> User | None:
+        stmt = select(User).where(User.email == email)
+        if with_roles:  # one statement: the roles come joined
+            stmt = stmt.options(joinedload(User.roles))
+        return (await self.db.execute(stmt)).unique().scalar()
+
+    async def record_login(
+        self, user_id: uuid.UUID, now: datetime, *, password_hash: str | None = None
+    ) -> None:
+        """The sign-in time (and an upgraded hash); `updated_at` is for profile changes."""
+        values: dict[str, object] = {"last_login_at": now, "updated_at": User.updated_at}
+        if password_hash is not None:
+            values["password_hash"] = password_hash
+        await self.db.execute(update(User).where(User.id == user_id).values(**values))
 
     async def email_taken(self, email: str, *, besides: uuid.UUID | None = None) -> bool:
         condition = User.email == email

@@ -110,7 +110,9 @@ class RateLimiter:
             metrics.RATE_LIMITED.labels(rule.name).inc()
         return retry_after
 
-    async def _blocked(self, limiter: SlidingWindowCounterRateLimiter, rule: Rule, key: str) -> int | None:
+    async def _blocked(
+        self, limiter: SlidingWindowCounterRateLimiter, rule: Rule, key: str
+    ) -> int | None:
         retry_after = None
         for item in rule.items:
             if not await limiter.test(item, rule.name, key):

@@ -13,6 +13,7 @@ from identity import metrics
 from identity.db.models import Role, Session, User
 from identity.repositories.hot import PostgresHotPath
 from identity.repositories.sessions import SessionRepository
+from identity.repositories.users import UserRepository
 from identity.security.jwt import InvalidAccessToken
 from identity.services.errors import (
     AccountDisabled,
@@ -92,8 +93,16 @@ class Auth:
             session_ends=session_ends,
         )
 
-    async def start_session(self, uow: UnitOfWork, user: User, client: ClientInfo) -> AuthResult:
-        """Open a session for a user whose credentials were just proven; commits."""
+    async def start_session(
+        self,
+        uow: UnitOfWork,
+        user: User,
+        client: ClientInfo,
+        *,
+        password_hash: str | None = None,
+    ) -> AuthResult:
+        """Open a session for a user (read with their roles) whose credentials were just
+        proven, storing an upgraded password hash if there is one; commits."""
         now = self.rt.clock.now()
         session = Session(
             id=uuid.uuid4(),
@@ -120,11 +129,11 @@ class Auth:
                 ip_address=session.ip_address or "unknown",
             )
         uow.sessions.add(session)
-        user.last_login_at = now
+        await uow.users.record_login(user.id, now, password_hash=password_hash)
         uow.audit.record("auth.login", actor=user.id, subject=user.id, session_id=str(session.id))
-        roles = await uow.roles.of_user(user.id)
         await uow.commit()
-        return self._issue(user, roles, session.id, 0, session.expires_at)
+        user.last_login_at = now
+        return self._issue(user, list(user.roles), session.id, 0, session.expires_at)
 
     # Use cases --------------------------------------------------------------------------
 
@@ -138,12 +147,13 @@ class Auth:
 
         try:
             await self.throttle.per_address(self.throttle.login_address, uow.client)
-            user = await uow.users.by_email(email)
+            # A read of its own: no connection is held while the password is checked.
+            async with self.reads() as db:
+                user = await UserRepository(db).by_email(email, with_roles=True)
             await self.throttle.before_credentials(uow, email, user)
         except RateLimited:
             metrics.LOGINS.labels("rate_limited").inc()
             raise
-        await uow.release()  # no connection is held while the password is checked
         # An unknown address costs the same as a wrong password: a dummy hash is verified.
         # An imported hash may come from a system that did not normalize: as typed is tried too.
         verification = await self.rt.hasher.verify(
@@ -159,10 +169,9 @@ class Auth:
         if self.rt.settings.require_verified_email and not user.is_verified:
             await self._refuse(uow, user, email, "unverified", EmailNotVerified())
         await self.throttle.credentials_succeeded(email)
-        if verification.needs_rehash:
-            user.password_hash = await self.rt.hasher.hash(password)
+        upgraded = await self.rt.hasher.hash(password) if verification.needs_rehash else None
         metrics.LOGINS.labels("success").inc()
-        return await self.start_session(uow, user, client)
+        return await self.start_session(uow, user, client, password_hash=upgraded)
 
     async def _refuse(
         self, uow: UnitOfWork, user: User | None, email: str, reason: str, error: DomainError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -78,21 +79,61 @@ class Outbox:
 
 
 class UnitOfWork:
+    """Repositories are made on first use: most use cases touch two or three of them."""
+
     def __init__(self, db: AsyncSession, clock: Clock, client: ClientInfo | None = None) -> None:
         self.db = db
+        self.clock = clock
         self.client = client or ClientInfo()
-        self.users = UserRepository(db)
-        self.roles = RoleRepository(db)
-        self.sessions = SessionRepository(db)
-        self.keys = KeyRepository(db)
-        self.locks = LockRepository(db)
-        self.tokens = OneTimeTokenRepository(db)
-        self.audit = AuditLog(AuditRepository(db), self.client, clock)
-        self.audit_events = AuditRepository(db)
-        self.outbox = Outbox(OutboxRepository(db), clock)
-        self.outbox_messages = OutboxRepository(db)
         self.committed = False
-        self.transfer = TransferRepository(db)
+
+    @cached_property
+    def users(self) -> UserRepository:
+        return UserRepository(self.db)
+
+    @cached_property
+    def roles(self) -> RoleRepository:
+        return RoleRepository(self.db)
+
+    @cached_property
+    def sessions(self) -> SessionRepository:
+        return SessionRepository(self.db)
+
+    @cached_property
+    def keys(self) -> KeyRepository:
+        return KeyRepository(self.db)
+
+    @cached_property
+    def locks(self) -> LockRepository:
+        return LockRepository(self.db)
+
+    @cached_property
+    def tokens(self) -> OneTimeTokenRepository:
+        return OneTimeTokenRepository(self.db)
+
+    @cached_property
+    def audit_events(self) -> AuditRepository:
+        return AuditRepository(self.db)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.audit_events, self.client, self.clock)
+
+    @cached_property
+    def outbox_messages(self) -> OutboxRepository:
+        return OutboxRepository(self.db)
+
+    @cached_property
+    def outbox(self) -> Outbox:
+        return Outbox(self.outbox_messages, self.clock)
+
+    @cached_property
+    def transfer(self) -> TransferRepository:
+        return TransferRepository(self.db)
+
+    @property
+    def queued_mail(self) -> bool:
+        return "outbox" in self.__dict__ and self.outbox.queued > 0
 
     async def commit(self) -> None:
         await self.db.commit()
@@ -103,4 +144,6 @@ class UnitOfWork:
         await self.db.commit()
 
     async def rollback(self) -> None:
-        await self.db.rollback()
+        """Undo what was not committed (nothing to do, and no round trip, if nothing began)."""
+        if self.db.in_transaction():
+            await self.db.rollback()

@@ -73,3 +73,7 @@ async def test_check_migrated_reports_an_empty_database(empty_database: str) -> 
         await migrate.check_migrated(engine)
     finally:
         await engine.dispose()
+
+
+def test_the_head_constant_is_alembics_head() -> None:
+    assert migrate.HEAD == migrate.head_revision(), "update HEAD in identity/db/migrate.py"

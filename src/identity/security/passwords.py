@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import secrets
+import sys
 import threading
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +53,7 @@ class PasswordHasher:
             salt_len=16,
             type=argon2.Type.ID,
         )
+        _large_buffers_back_to_the_os()
         workers = concurrency or os.cpu_count() or 1
         self._pool = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="argon2", initializer=_lower_priority
@@ -116,6 +119,23 @@ class PasswordHasher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _large_buffers_back_to_the_os() -> None:
+    """Each hash allocates and frees a memory_cost-sized buffer (19 MiB by default).
+
+    glibc raises its mmap threshold after such a free, and later buffers then come from the
+    heap and stay in the process; a fixed threshold keeps them mmapped, so RSS returns to
+    its idle size after a burst of sign-ins.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return
+    m_mmap_threshold = -3
+    libc.mallopt(m_mmap_threshold, 1024 * 1024)
 
 
 def _lower_priority() -> None:

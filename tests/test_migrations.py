@@ -76,4 +76,4 @@ async def test_check_migrated_reports_an_empty_database(empty_database: str) -> 
 
 
 def test_the_head_constant_is_alembics_head() -> None:
-    assert migrate.HEAD == migrate.head_revision(), "update HEAD in identity/db/migrate.py"
+    assert migrate.head_revision() == migrate.HEAD, "update HEAD in identity/db/migrate.py"

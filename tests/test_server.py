@@ -207,3 +207,48 @@ def test_production_serve_after_migrate_hides_graphiql_and_introspection(tmp_pat
     finally:
         log = running.stop()
     assert '"level": "info"' in log or '"level":"info"' in log  # JSON lines in production
+
+
+def test_shutdown_lets_the_request_in_flight_finish(tmp_path: Path) -> None:
+    import signal
+    import threading
+
+    # A costly hash keeps the sign-in in flight while the server is told to stop.
+    env = server_env(
+        f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
+        IDENTITY_ARGON2_MEMORY_COST="262144",
+        IDENTITY_ARGON2_TIME_COST="4",
+    )
+    running = Server(env, tmp_path)
+    new_user = {
+        "email": "late@example.com",
+        "password": "a fine passphrase",
+        "firstName": "",
+        "lastName": "",
+    }
+    assert (
+        call(running.url, REGISTER, {"i": new_user})["data"]["register"]["__typename"]
+        == "RegisterSuccess"
+    )
+    answers: list[Any] = []
+
+    def sign_in() -> None:
+        answers.append(
+            call(
+                running.url,
+                LOGIN,
+                {"i": {"email": "late@example.com", "password": "a fine passphrase"}},
+            )
+        )
+
+    thread = threading.Thread(target=sign_in)
+    thread.start()
+    time.sleep(0.3)  # the hash is running now
+    running.process.send_signal(signal.SIGTERM)
+    thread.join(timeout=60)
+    # uvicorn shuts down gracefully, then re-raises the signal: the process ends by SIGTERM.
+    assert running.process.wait(timeout=60) in (0, -signal.SIGTERM)
+    assert answers[0]["data"]["login"]["__typename"] == "AuthPayload"
+    log = running.log.read_text()
+    assert "mail sender stopped" in log
+    assert "Traceback" not in log

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from sqlalchemy.engine import make_url
 
 from identity.db.models import Permission, Role, User
 from identity.repositories.sessions import PrincipalRows
@@ -57,13 +58,28 @@ LEFT JOIN roles r ON r.id = ur.role_id
 
 class PostgresHotPath:
     def __init__(self, database_url: str, pool_size: int) -> None:
-        self._dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        url = make_url(database_url)
+        query = dict(url.query)
+        self._connect: dict[str, Any] = {
+            "host": url.host,
+            "port": url.port,
+            "user": url.username,
+            "password": url.password,
+            "database": url.database,
+            # Behind PgBouncer in transaction mode the URL turns prepared statements off.
+            "statement_cache_size": int(str(query.get("prepared_statement_cache_size", 100))),
+        }
+        if "ssl" in query:
+            self._connect["ssl"] = str(query["ssl"])
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
 
     async def start(self) -> None:
         self._pool = await asyncpg.create_pool(
-            self._dsn, min_size=1, max_size=self._pool_size, max_inactive_connection_lifetime=300
+            min_size=1,
+            max_size=self._pool_size,
+            max_inactive_connection_lifetime=300,
+            **self._connect,
         )
 
     async def close(self) -> None:

@@ -134,6 +134,7 @@ class MailDelivery:
                 async with asyncio.timeout(interval):
                     await wakeup.wait()
             wakeup.clear()
+        log.info("mail sender stopped")
 
 
 def _backoff(attempts: int) -> timedelta:

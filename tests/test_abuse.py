@@ -36,16 +36,23 @@ from tests.tcpproxy import TCPProxy
 
 @pytest.fixture
 def limits_clock(clock: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
-    """Make the in-memory rate limits read the test's clock (windows pass without sleeping)."""
+    """Make the in-memory rate limits read the test's clock (windows pass without sleeping).
+
+    The clock starts a second into a new hour: the sliding-window counters weigh the previous
+    window by how much of it is left, and the tests' arithmetic assumes no window boundary.
+    """
     import limits.aio.storage.memory as memory
+    import limits.aio.strategies as strategies
 
     import identity.security.ratelimit as ratelimit
 
+    now = clock.now().timestamp()
+    clock.advance(3600 - now % 3600 + 1)
     shim = SimpleNamespace(
         time=lambda: clock.now().timestamp(), monotonic=lambda: clock.now().timestamp()
     )
-    monkeypatch.setattr(memory, "time", shim)
-    monkeypatch.setattr(ratelimit, "time", shim)
+    for module in (memory, strategies, ratelimit):
+        monkeypatch.setattr(module, "time", shim)
     return clock
 
 

@@ -5,6 +5,7 @@ Every test runs on SQLite and on PostgreSQL (the `container` and `gql` fixtures)
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -511,6 +512,8 @@ def identity(
 async def test_users_import_and_export_commands(
     cli_env: dict[str, str], tmp_path: Path, gql: GraphQLClient, container: Container
 ) -> None:
+    # The CLI runs on a thread: the app under test (with its background tasks) keeps running
+    # meanwhile, as it would beside a real `identity` command.
     source = tmp_path / "users.jsonl"
     source.write_bytes(
         orjson.dumps(
@@ -520,7 +523,7 @@ async def test_users_import_and_export_commands(
         + orjson.dumps(user_line("cli2@example.com", passwordHash=django_pbkdf2(PASSWORD)))
         + b"\n"
     )
-    result = identity(["users", "import", str(source)], cli_env, tmp_path)
+    result = await asyncio.to_thread(identity, ["users", "import", str(source)], cli_env, tmp_path)
     stderr = result.stderr.decode()
     assert result.returncode == 1, stderr  # a bad line was skipped
     assert "identity: line 2: email: Enter a valid email address." in stderr
@@ -531,24 +534,28 @@ async def test_users_import_and_export_commands(
     await login(gql, "cli@example.com", PASSWORD)  # the running app sees the import
     assert (await stored_hash(container, "cli@example.com") or "").startswith(UPGRADED)
 
-    to_stdout = identity(["users", "export", "-"], cli_env, tmp_path)
+    to_stdout = await asyncio.to_thread(identity, ["users", "export", "-"], cli_env, tmp_path)
     assert to_stdout.returncode == 0, to_stdout.stderr.decode()
     exported = [orjson.loads(line) for line in to_stdout.stdout.splitlines()]
     assert sorted(u["email"] for u in exported) == ["cli2@example.com", "cli@example.com"]
     assert "exported 2 users" in to_stdout.stderr.decode()
 
     backup = tmp_path / "backup.jsonl"
-    to_file = identity(["users", "export", str(backup)], cli_env, tmp_path)
+    to_file = await asyncio.to_thread(identity, ["users", "export", str(backup)], cli_env, tmp_path)
     assert to_file.returncode == 0, to_file.stderr.decode()
     assert backup.stat().st_mode & 0o077 == 0  # it holds password hashes
     assert backup.read_bytes() == to_stdout.stdout
     assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
 
-    again = identity(["users", "import", "-"], cli_env, tmp_path, stdin=backup.read_bytes())
+    again = await asyncio.to_thread(
+        identity, ["users", "import", "-"], cli_env, tmp_path, stdin=backup.read_bytes()
+    )
     assert again.returncode == 0, again.stderr.decode()
     assert "0 created, 0 updated, 2 unchanged; 0 bad lines" in again.stdout.decode()
 
-    missing = identity(["users", "import", str(tmp_path / "nope.jsonl")], cli_env, tmp_path)
+    missing = await asyncio.to_thread(
+        identity, ["users", "import", str(tmp_path / "nope.jsonl")], cli_env, tmp_path
+    )
     assert missing.returncode == 1
     assert "cannot read" in missing.stderr.decode()
 

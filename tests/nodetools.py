@@ -67,14 +67,18 @@ def node_problem() -> str | None:
     return None
 
 
-def browser_problem() -> str | None:
+def chromium_problem() -> str | None:
     if not os.access(CHROMIUM, os.X_OK):
         return f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)"
     try:
         import playwright  # noqa: F401
     except ImportError:
         return "the playwright package is not installed (pip install -e '.[dev]')"
-    return node_problem()
+    return None
+
+
+def browser_problem() -> str | None:
+    return chromium_problem() or node_problem()
 
 
 def require_node(what: str) -> None:
@@ -85,6 +89,11 @@ def require_node(what: str) -> None:
 def require_browser(what: str) -> None:
     """Skip the calling test without Chromium, Playwright or Node.js, or fail in CI."""
     _require(what, browser_problem(), REQUIRE_BROWSER, "IDENTITY_TEST_REQUIRE_BROWSER")
+
+
+def require_chromium(what: str) -> None:
+    """Skip the calling test without Chromium or Playwright (Node.js not needed), or fail in CI."""
+    _require(what, chromium_problem(), REQUIRE_BROWSER, "IDENTITY_TEST_REQUIRE_BROWSER")
 
 
 def _require(what: str, problem: str | None, required: bool, variable: str) -> None:

@@ -27,8 +27,8 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], cwd: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = cwd / f"server-{self.port}.log"
         with self.log.open("w") as out:

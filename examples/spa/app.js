@@ -1,0 +1,409 @@
+// The user interface: forms in, results out. Everything about tokens is in identity.js.
+//
+// Every mutation result is a union: each `switch` below has one case per member the schema
+// lists for that mutation (see schema.graphql), so a new member shows up as an "unexpected
+// result" instead of being silently ignored. Text from the server (names, messages, user
+// agents) is put into the page with textContent, never innerHTML.
+
+import { API_URL } from "./config.js";
+import { IdentityClient, IdentityError } from "./identity.js";
+
+const identity = new IdentityClient(API_URL);
+
+const ME = /* GraphQL */ `
+  query Me {
+    me {
+      id email firstName lastName isVerified lastLoginAt
+      roles { name }
+      sessions { id current userAgent ipAddress createdAt lastUsedAt }
+    }
+  }`;
+
+const REGISTER = /* GraphQL */ `
+  mutation Register($input: RegisterInput!) {
+    register(input: $input) {
+      __typename
+      ... on RegisterSuccess { user { email } }
+      ... on ValidationError { message fields { field code message } }
+      ... on RateLimited { message retryAfter }
+      ... on Error { message }
+    }
+  }`;
+
+const CHANGE_PASSWORD = /* GraphQL */ `
+  mutation ChangePassword($input: ChangePasswordInput!) {
+    changePassword(input: $input) {
+      __typename
+      ... on ChangePasswordSuccess { message }
+      ... on ValidationError { message fields { field code message } }
+      ... on RateLimited { message retryAfter }
+      ... on Error { message }
+    }
+  }`;
+
+const REVOKE_SESSION = /* GraphQL */ `
+  mutation RevokeSession($id: ID!) {
+    revokeSession(id: $id) {
+      __typename
+      ... on RevokeSessionSuccess { message }
+      ... on NotFound { message }
+    }
+  }`;
+
+const REVOKE_OTHER_SESSIONS = /* GraphQL */ `
+  mutation RevokeOtherSessions {
+    revokeAllSessions(keepCurrent: true) {
+      __typename
+      ... on RevokeAllSessionsSuccess { message count }
+    }
+  }`;
+
+// ---------------------------------------------------------------------------------------
+// Small DOM helpers
+
+const $ = (selector, root = document) => root.querySelector(selector);
+
+function show(view) {
+  for (const section of document.querySelectorAll("[data-view]")) {
+    section.hidden = section.dataset.view !== view;
+  }
+}
+
+/** The line at the top of the page, for things that concern the whole app. */
+function announce(text, kind = "info") {
+  const banner = $("#banner");
+  banner.textContent = text;
+  banner.dataset.kind = kind;
+  banner.hidden = !text;
+}
+
+function formMessage(form, text, kind = "error") {
+  const message = $(".form-message", form);
+  message.textContent = text;
+  message.dataset.kind = kind;
+}
+
+function clearForm(form) {
+  formMessage(form, "");
+  for (const small of form.querySelectorAll(".field-error")) {
+    small.textContent = "";
+  }
+  for (const input of form.querySelectorAll("input")) {
+    input.removeAttribute("aria-invalid");
+  }
+}
+
+/** A ValidationError: its message on the form, each field's message under that field. */
+function showValidationError(form, { message, fields }) {
+  formMessage(form, message);
+  for (const { field, message: text } of fields) {
+    const input = form.elements.namedItem(field);
+    const slot = $(`.field-error[data-field="${field}"]`, form);
+    if (input && slot) {
+      input.setAttribute("aria-invalid", "true");
+      slot.textContent = text;
+    } else {
+      formMessage(form, `${message} ${field}: ${text}`); // a field this form does not show
+    }
+  }
+}
+
+function retryText({ message, retryAfter }) {
+  const minutes = Math.ceil(retryAfter / 60);
+  return `${message} (try again in ${minutes} minute${minutes === 1 ? "" : "s"})`;
+}
+
+function unexpected(result) {
+  return new Error(`Unexpected result ${result.__typename}`);
+}
+
+/**
+ * A request that failed outright. An UNAUTHENTICATED error after which the client is signed
+ * out needs no message here: the "signedout" handler shows the sign-in form.
+ */
+function failed(error, form = null) {
+  if (error instanceof IdentityError && error.code === "UNAUTHENTICATED" && !identity.signedIn) {
+    return;
+  }
+  const reference = error.requestId ? ` (request ${error.requestId})` : "";
+  const text = `${error.message}${reference}`;
+  if (form) {
+    formMessage(form, text);
+  } else {
+    announce(text, "error");
+  }
+}
+
+/** Runs a form's handler with its button disabled, so a double click sends one request. */
+function onSubmit(form, handler) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearForm(form);
+    const button = $("button[type=submit]", form);
+    button.disabled = true;
+    try {
+      await handler(Object.fromEntries(new FormData(form)));
+    } catch (error) {
+      failed(error, form);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+function onClick(button, handler) {
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      await handler();
+    } catch (error) {
+      failed(error);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : "never");
+const time = (date) => date.toLocaleTimeString();
+
+// ---------------------------------------------------------------------------------------
+// Signed out: sign in and register
+
+onSubmit($("#sign-in"), async ({ email, password }) => {
+  const form = $("#sign-in");
+  const result = await identity.signIn(email, password);
+  switch (result.__typename) {
+    case "AuthPayload":
+      form.reset();
+      announce("");
+      await loadProfile();
+      return;
+    case "ValidationError":
+      showValidationError(form, result);
+      return;
+    case "RateLimited":
+      formMessage(form, retryText(result));
+      return;
+    case "InvalidCredentials": // unknown email or wrong password: identity does not say which
+    case "AccountDisabled":
+    case "EmailNotVerified":
+      formMessage(form, result.message);
+      return;
+    default:
+      throw unexpected(result);
+  }
+});
+
+onSubmit($("#register"), async ({ email, password, firstName, lastName }) => {
+  const form = $("#register");
+  const data = await identity.request(REGISTER, {
+    input: { email, password, firstName, lastName },
+  });
+  const result = data.register;
+  switch (result.__typename) {
+    case "RegisterSuccess": {
+      // register does not sign in: hand over to the sign-in form.
+      form.reset();
+      formMessage(form, `Account created for ${result.user.email}. Sign in above.`, "success");
+      const signIn = $("#sign-in");
+      signIn.elements.email.value = result.user.email;
+      signIn.elements.password.focus();
+      return;
+    }
+    case "ValidationError":
+      showValidationError(form, result);
+      return;
+    case "RateLimited":
+      formMessage(form, retryText(result));
+      return;
+    case "EmailAlreadyRegistered":
+      showValidationError(form, {
+        message: result.message,
+        fields: [{ field: "email", message: result.message }],
+      });
+      return;
+    default:
+      throw unexpected(result);
+  }
+});
+
+// ---------------------------------------------------------------------------------------
+// Signed in: profile, token status, sessions, password, sign out
+
+async function loadProfile() {
+  const { me } = await identity.request(ME);
+  if (me === null) {
+    show("signed-out"); // no token: the session ended between the refresh and this call
+    return;
+  }
+  const fields = {
+    name: `${me.firstName} ${me.lastName}`.trim() || "(no name)",
+    email: me.email,
+    verified: me.isVerified ? "yes" : "no (see the verification mail)",
+    roles: me.roles.map((role) => role.name).join(", "),
+    lastLoginAt: when(me.lastLoginAt),
+  };
+  for (const [name, value] of Object.entries(fields)) {
+    $(`[data-profile="${name}"]`).textContent = value;
+  }
+  $("#change-password").elements.username.value = me.email;
+  renderSessions(me.sessions);
+  show("signed-in");
+}
+
+function renderSessions(sessions) {
+  const rows = sessions.map((session) => {
+    const row = document.createElement("tr");
+    row.dataset.sessionId = session.id;
+    row.dataset.current = String(session.current);
+    for (const text of [
+      session.userAgent ?? "unknown device",
+      session.ipAddress ?? "",
+      when(session.createdAt),
+      when(session.lastUsedAt),
+    ]) {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      row.append(cell);
+    }
+    const action = document.createElement("td");
+    if (session.current) {
+      action.textContent = "this browser";
+    } else {
+      const end = document.createElement("button");
+      end.type = "button";
+      end.textContent = "End";
+      onClick(end, () => revokeSession(session.id));
+      action.append(end);
+    }
+    row.append(action);
+    return row;
+  });
+  $("#sessions tbody").replaceChildren(...rows);
+}
+
+async function revokeSession(id) {
+  const message = $("#sessions-message");
+  const { revokeSession: result } = await identity.request(REVOKE_SESSION, { id });
+  switch (result.__typename) {
+    case "RevokeSessionSuccess":
+      message.dataset.kind = "success";
+      break;
+    case "NotFound": // ended meanwhile, e.g. signed out on that device
+      message.dataset.kind = "error";
+      break;
+    default:
+      throw unexpected(result);
+  }
+  message.textContent = result.message;
+  await loadProfile();
+}
+
+onClick($("#revoke-others"), async () => {
+  const message = $("#sessions-message");
+  const { revokeAllSessions: result } = await identity.request(REVOKE_OTHER_SESSIONS);
+  switch (result.__typename) {
+    case "RevokeAllSessionsSuccess":
+      message.textContent = result.message;
+      message.dataset.kind = "success";
+      break;
+    default:
+      throw unexpected(result);
+  }
+  await loadProfile();
+});
+
+onClick($("#reload-sessions"), async () => {
+  $("#sessions-message").textContent = "";
+  await loadProfile();
+});
+
+onSubmit($("#change-password"), async ({ currentPassword, newPassword }) => {
+  const form = $("#change-password");
+  const data = await identity.request(CHANGE_PASSWORD, {
+    input: { currentPassword, newPassword },
+  });
+  const result = data.changePassword;
+  switch (result.__typename) {
+    case "ChangePasswordSuccess":
+      form.reset();
+      // identity ends every other session of the user; this one goes on.
+      formMessage(form, `${result.message} Your other sessions were signed out.`, "success");
+      await loadProfile();
+      return;
+    case "InvalidCredentials": // the current password is wrong
+      showValidationError(form, {
+        message: result.message,
+        fields: [{ field: "currentPassword", message: result.message }],
+      });
+      return;
+    case "ValidationError":
+      showValidationError(form, result);
+      return;
+    case "RateLimited":
+      formMessage(form, retryText(result));
+      return;
+    default:
+      throw unexpected(result);
+  }
+});
+
+onClick($("#sign-out"), async () => {
+  const result = await identity.signOut();
+  switch (result.__typename) {
+    case "LogoutSuccess":
+      announce(result.message);
+      break;
+    case "InvalidToken": // the session had ended already; the cookie is gone all the same
+      announce("Signed out.");
+      break;
+    default:
+      throw unexpected(result);
+  }
+});
+
+// ---------------------------------------------------------------------------------------
+// Token events from identity.js
+
+let refreshCount = 0;
+
+identity.addEventListener("token", ({ detail: { reason, expiresAt } }) => {
+  const status = $("#token-status");
+  if (reason !== "sign-in") {
+    refreshCount += 1; // a silent refresh: the user did nothing
+  }
+  status.dataset.refreshCount = String(refreshCount);
+  status.dataset.lastRefreshReason = reason;
+  const refreshed =
+    refreshCount === 0
+      ? "not refreshed yet"
+      : `refreshed ${refreshCount} time${refreshCount === 1 ? "" : "s"}, last at ${time(new Date())} (${reason})`;
+  status.textContent = `Access token valid until ${time(expiresAt)}; ${refreshed}.`;
+});
+
+identity.addEventListener("signedout", ({ detail: { reason } }) => {
+  show("signed-out");
+  if (reason === "session-ended") {
+    announce("Your session has ended. Please sign in again.", "error");
+  }
+});
+
+// ---------------------------------------------------------------------------------------
+// Start: the access token is gone after a reload; the refresh cookie (if any) brings it back.
+
+async function start() {
+  show("loading");
+  try {
+    if (await identity.restore()) {
+      await loadProfile();
+    } else {
+      show("signed-out");
+    }
+  } catch (error) {
+    show("signed-out");
+    failed(error);
+  }
+}
+
+start();

@@ -75,19 +75,11 @@ class RateLimiter:
 
     async def hit(self, rule: Rule, key: str) -> int | None:
         """Count one event; None if it was allowed, else seconds until it would be."""
-        try:
-            return await self._hit(*self._backends(), rule, key)
-        except StorageError as exc:
-            self._redis_failed(exc)
-            return await self._hit(self._memory, self._memory_storage, rule, key)
+        return await self._check(rule, key, count=True)
 
     async def blocked(self, rule: Rule, key: str) -> int | None:
         """Seconds until the next event would be allowed, without counting one; or None."""
-        try:
-            return await self._blocked(self._backends()[0], rule, key)
-        except StorageError as exc:
-            self._redis_failed(exc)
-            return await self._blocked(self._memory, rule, key)
+        return await self._check(rule, key, count=False)
 
     async def clear(self, rule: Rule, key: str) -> None:
         try:
@@ -99,26 +91,24 @@ class RateLimiter:
         for item in rule.items:
             await self._memory.clear(item, rule.name, key)
 
-    async def _hit(
-        self, limiter: SlidingWindowCounterRateLimiter, storage: Storage, rule: Rule, key: str
-    ) -> int | None:
-        retry_after = None
-        for item in rule.items:
-            if not await limiter.hit(item, rule.name, key):
-                retry_after = max(retry_after or 0, await self._reset_in(limiter, item, rule, key))
+    async def _check(self, rule: Rule, key: str, *, count: bool) -> int | None:
+        try:
+            retry_after = await self._check_with(self._backends()[0], rule, key, count)
+        except StorageError as exc:
+            self._redis_failed(exc)
+            retry_after = await self._check_with(self._memory, rule, key, count)
         if retry_after is not None:
             metrics.RATE_LIMITED.labels(rule.name).inc()
         return retry_after
 
-    async def _blocked(
-        self, limiter: SlidingWindowCounterRateLimiter, rule: Rule, key: str
+    async def _check_with(
+        self, limiter: SlidingWindowCounterRateLimiter, rule: Rule, key: str, count: bool
     ) -> int | None:
         retry_after = None
         for item in rule.items:
-            if not await limiter.test(item, rule.name, key):
+            allowed = await (limiter.hit if count else limiter.test)(item, rule.name, key)
+            if not allowed:
                 retry_after = max(retry_after or 0, await self._reset_in(limiter, item, rule, key))
-        if retry_after is not None:
-            metrics.RATE_LIMITED.labels(rule.name).inc()
         return retry_after
 
     async def _reset_in(

@@ -5,20 +5,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy.exc import IntegrityError
-
 from identity.db.models import User
-from identity.services.admin import guard_last_admin
 from identity.services.errors import EmailAlreadyRegistered, InvalidCredentials, NotFound
 from identity.services.fields import UNSET, Maybe
 from identity.services.principal import Principal
 from identity.services.recovery import Recovery
+from identity.services.rules import USER_ROLE, add_user, guard_last_admin
 from identity.services.runtime import Runtime
 from identity.services.throttle import Throttle
 from identity.services.uow import UnitOfWork
 from identity.services.validation import Checker
-
-DEFAULT_ROLE = "user"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,27 +46,17 @@ class Accounts:
         await uow.release()
         password_hash = await self.rt.hasher.hash(password)
 
-        now = self.rt.clock.now()
-        user = User(
-            id=uuid.uuid4(),
+        # Someone may have registered the same address while the password was being hashed.
+        user = await add_user(
+            uow,
+            self.rt.clock.now(),
             email=email,
-            password_hash=password_hash,
             first_name=first_name,
             last_name=last_name,
-            is_active=True,
+            password_hash=password_hash,
             is_verified=False,
-            created_at=now,
-            updated_at=now,
-            password_changed_at=now,
         )
-        uow.users.add(user)
-        try:
-            await uow.users.flush()
-        except IntegrityError:
-            # Someone registered the same address while the password was being hashed.
-            await uow.rollback()
-            raise EmailAlreadyRegistered() from None
-        role = await uow.roles.by_name(DEFAULT_ROLE)
+        role = await uow.roles.by_name(USER_ROLE)
         if role is not None:
             await uow.roles.grant(user.id, role.id)
         await self.recovery.send_verification(uow, user)

@@ -13,18 +13,17 @@ from sqlalchemy.exc import IntegrityError
 from identity.db.models import AuditEvent, Permission, Role, User
 from identity.repositories.audit import AuditQuery
 from identity.repositories.users import UserQuery
-from identity.services.errors import EmailAlreadyRegistered, LastAdmin, NotFound, ValidationFailed
+from identity.services.errors import EmailAlreadyRegistered, NotFound, ValidationFailed
 from identity.services.fields import UNSET, Maybe
 from identity.services.paging import Cursors, Page, check_first
 from identity.services.principal import Principal
+from identity.services.rules import ADMIN_ROLE, add_user, guard_last_admin
 from identity.services.runtime import Runtime
 from identity.services.tokens import INVITATION, OneTimeTokens
 from identity.services.uow import UnitOfWork
 from identity.services.validation import Checker
 
-ADMIN_ROLE = "admin"
 _ROLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-_ADMINS_LOCK = "admins"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,17 +46,6 @@ class RoleChanges:
     name: Maybe[str] = UNSET
     description: Maybe[str] = UNSET
     permissions: Maybe[list[str]] = UNSET
-
-
-async def guard_last_admin(uow: UnitOfWork, user: User) -> None:
-    """The last active admin cannot lose the role, be deactivated or be deleted."""
-    await uow.locks.hold(_ADMINS_LOCK)  # two admins demoting each other at once: one wins
-    if not user.is_active:
-        return
-    if ADMIN_ROLE not in {r.name for r in await uow.roles.of_user(user.id)}:
-        return
-    if await uow.users.active_holders_of(ADMIN_ROLE, besides=user.id) == 0:
-        raise LastAdmin()
 
 
 class Admin:
@@ -97,24 +85,15 @@ class Admin:
         check.done()
         if await uow.users.email_taken(email):
             raise EmailAlreadyRegistered()
-        now = self.rt.clock.now()
-        user = User(
-            id=uuid.uuid4(),
+        user = await add_user(
+            uow,
+            self.rt.clock.now(),
             email=email,
-            password_hash=None,
             first_name=first_name,
             last_name=last_name,
-            is_active=True,
+            password_hash=None,
             is_verified=False,
-            created_at=now,
-            updated_at=now,
         )
-        uow.users.add(user)
-        try:
-            await uow.users.flush()
-        except IntegrityError:
-            await uow.rollback()
-            raise EmailAlreadyRegistered() from None
         for role in roles:
             await uow.roles.grant(user.id, role.id)
         row = await self.tokens.issue(uow, user, INVITATION)
@@ -257,21 +236,15 @@ class Admin:
             check.done()
             await uow.release()
             password_hash = await self.rt.hasher.hash(password)
-            now = self.rt.clock.now()
-            user = User(
-                id=uuid.uuid4(),
+            user = await add_user(
+                uow,
+                self.rt.clock.now(),
                 email=email,
-                password_hash=password_hash,
                 first_name=first_name,
                 last_name=last_name,
-                is_active=True,
+                password_hash=password_hash,
                 is_verified=True,  # an operator vouches for the address
-                created_at=now,
-                updated_at=now,
-                password_changed_at=now,
             )
-            uow.users.add(user)
-            await uow.users.flush()
         granted = await uow.roles.grant(user.id, role.id)
         if granted:
             uow.audit.record("cli.admin_granted", subject=user.id, created=created)

@@ -28,9 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.repositories.transfer import TransferRepository
 from identity.security import foreign
-from identity.services.accounts import DEFAULT_ROLE
-from identity.services.admin import ADMIN_ROLE
 from identity.services.errors import LastAdmin
+from identity.services.rules import ADMIN_ROLE, USER_ROLE
 from identity.services.runtime import Runtime
 from identity.services.uow import UnitOfWork
 from identity.services.validation import Checker
@@ -289,7 +288,7 @@ def _values(row: ImportRow, user_id: uuid.UUID, now: datetime) -> dict[str, Any]
 
 
 def _default_roles(role_ids: dict[str, uuid.UUID]) -> tuple[str, ...]:
-    return (DEFAULT_ROLE,) if DEFAULT_ROLE in role_ids else ()
+    return (USER_ROLE,) if USER_ROLE in role_ids else ()
 
 
 def _reason(exc: BaseException) -> str:

@@ -15,7 +15,7 @@ from identity.repositories.audit import AuditQuery
 from identity.repositories.users import UserQuery
 from identity.services.errors import EmailAlreadyRegistered, NotFound, ValidationFailed
 from identity.services.fields import UNSET, Maybe
-from identity.services.paging import Cursors, Page, check_first
+from identity.services.paging import Cursors, Page
 from identity.services.principal import Principal
 from identity.services.rules import ADMIN_ROLE, add_user, guard_last_admin
 from identity.services.runtime import Runtime
@@ -59,10 +59,9 @@ class Admin:
     async def users(
         self, uow: UnitOfWork, query: UserQuery, first: int, after: str | None
     ) -> Page[User]:
-        check_first(first)
-        position = self.cursors.decode("users", after)
-        rows = await uow.users.page(query, first + 1, position)
-        return Page(items=rows[:first], has_next=len(rows) > first)
+        return await self.cursors.page(
+            "users", first, after, lambda limit, at: uow.users.page(query, limit, at)
+        )
 
     def user_cursor(self, user: User) -> str:
         return self.cursors.encode("users", user.created_at, user.id)
@@ -358,10 +357,9 @@ class Admin:
     async def audit_events(
         self, uow: UnitOfWork, query: AuditQuery, first: int, after: str | None
     ) -> Page[AuditEvent]:
-        check_first(first)
-        position = self.cursors.decode("audit", after)
-        rows = await uow.audit_events.page(query, first + 1, position)
-        return Page(items=rows[:first], has_next=len(rows) > first)
+        return await self.cursors.page(
+            "audit", first, after, lambda limit, at: uow.audit_events.page(query, limit, at)
+        )
 
     def audit_cursor(self, event: AuditEvent) -> str:
         return self.cursors.encode("audit", event.occurred_at, event.id)

@@ -6,6 +6,7 @@ import base64
 import binascii
 import hmac
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -50,6 +51,18 @@ class Cursors:
             return datetime.fromisoformat(at), uuid.UUID(item_id)
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise InvalidPage("This cursor was not made by this server.") from None
+
+    async def page(
+        self,
+        kind: str,
+        first: int,
+        after: str | None,
+        fetch: Callable[[int, tuple[datetime, uuid.UUID] | None], Awaitable[list[T]]],
+    ) -> Page[T]:
+        """`first` items after the cursor: one more is fetched to know if a next page exists."""
+        check_first(first)
+        rows = await fetch(first + 1, self.decode(kind, after))
+        return Page(items=rows[:first], has_next=len(rows) > first)
 
 
 def check_first(first: int) -> None:

@@ -215,3 +215,14 @@ async def test_get_cannot_run_mutations(client: httpx.AsyncClient, container: Co
     )
     assert response.status_code in (400, 405)
     assert await row_counts(container) == before
+
+
+async def test_errors_about_variables_do_not_echo_their_values(gql: GraphQLClient) -> None:
+    body = await gql(
+        "mutation($i: LoginInput!) { login(input: $i) { __typename } }",
+        {"i": {"email": "a@b.co", "password": "my secret passphrase", "extra": 1}},
+        expect_errors=True,
+    )
+    message = body["errors"][0]["message"]
+    assert "unknown field 'extra'" in message
+    assert "my secret passphrase" not in str(body)

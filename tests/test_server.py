@@ -204,6 +204,10 @@ def test_production_serve_after_migrate_hides_graphiql_and_introspection(tmp_pat
         assert "introspection" in body["errors"][0]["message"].lower()
         suggestion = call(running.url, "{ mee { id } }")
         assert "Did you mean" not in suggestion["errors"][0]["message"]
+        # Variables are coerced at execution: no suggestions there either.
+        typo = call(running.url, LOGIN, {"i": {"email": "a@b.co", "pasword": "x"}})
+        assert "unknown field 'pasword'" in str(typo["errors"])
+        assert "Did you mean" not in str(typo["errors"])
     finally:
         log = running.stop()
     assert '"level": "info"' in log or '"level":"info"' in log  # JSON lines in production

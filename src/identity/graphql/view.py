@@ -10,6 +10,7 @@ record the outcome.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +35,7 @@ UNEXPECTED = "Unexpected error."
 # Refusals of the request itself rather than answers: HTTP 400.
 _REQUEST_ERRORS = frozenset({"QUERY_TOO_COMPLEX", "CSRF_CHECK_FAILED"})
 _JSON = "application/json"
+_FOUND = re.compile(r"[;,.]? [Ff]ound: .*$", re.DOTALL)
 _QUERIES = frozenset({OperationType.QUERY})
 _QUERIES_AND_MUTATIONS = frozenset({OperationType.QUERY, OperationType.MUTATION})
 
@@ -124,6 +126,8 @@ class GraphQLEndpoint:
                 operation_name=name,
                 executor_class=StrawberryGraphQLCoreExecutionContext,
                 is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
+                # Variables are checked here, not in validation: no "Did you mean" there either.
+                hide_suggestions=self.documents.hide_suggestions,
             )
             result = await outcome if isinstance(outcome, Awaitable) else outcome
             name = name or (operation.name.value if operation and operation.name else None)
@@ -156,7 +160,13 @@ class GraphQLEndpoint:
     def _public(self, error: GraphQLError, context: Context) -> GraphQLError:
         """Expected errors as they are; anything else logged with its trace, and masked."""
         original = error.original_error
-        if original is None or isinstance(original, GraphQLError):
+        expected = original is None or isinstance(original, GraphQLError)
+        if expected and error.message.startswith("Variable '$"):
+            # graphql-core quotes the variable's value ("Found: {...}"): a password among them
+            # would come back in the answer, and from there into client-side error reports.
+            message = _FOUND.sub(".", error.message)
+            return GraphQLError(message, error.nodes, extensions=error.extensions)
+        if expected:
             return error
         path = ".".join(str(p) for p in error.path or ()) or "operation"
         log.error(

@@ -77,16 +77,22 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """After pytest's own summary: the last lines say what was tested and what was not."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
     if _postgres_problem:
-        terminalreporter.write_line(
+        reporter.write_line(
             f"PostgreSQL tests were SKIPPED: no server at {POSTGRES_ADMIN} ({_postgres_problem}). "
             "Only SQLite was tested.",
             yellow=True,
             bold=True,
         )
+    else:
+        reporter.write_line("Database tests ran on SQLite and on PostgreSQL.", green=True)
     for what, problem in nodetools.skipped.items():
-        terminalreporter.write_line(f"{what} were SKIPPED: {problem}.", yellow=True, bold=True)
+        reporter.write_line(f"{what} were SKIPPED: {problem}.", yellow=True, bold=True)
 
 
 async def _redis_reachable() -> bool:

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -42,6 +42,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    async def home(_: Request) -> Response:
+        if settings.graphiql_enabled:
+            return RedirectResponse("/graphql")
+        return JSONResponse({"graphql": "/graphql", "health": "/health", "ready": "/ready"})
 
     async def ready(_: Request) -> Response:
         try:
@@ -97,6 +102,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app = App(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/", home, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
             Route("/.well-known/jwks.json", jwks, methods=["GET"]),

@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import ipaddress
 import os
+import socket
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Coroutine, Sequence
@@ -149,6 +150,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
             "machine; set IDENTITY_ENV=production for a real deployment",
             file=sys.stderr,
         )
+    if port != 0 and not _port_free(host, port):
+        _fail(f"{host}:{port} is in use: stop what listens there, or choose --port / IDENTITY_PORT")
+    # Workers read their settings again: what the command line chose must reach them too
+    # (and a public URL left to its default follows the port).
+    os.environ["IDENTITY_HOST"], os.environ["IDENTITY_PORT"] = host, str(port)
     if settings.migrate_on_start:
         migrate.upgrade(settings.database_url)
     else:
@@ -187,6 +193,17 @@ async def _check_migrated(settings: Settings) -> None:
         await engine.dispose()
 
 
+def _port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -209,7 +226,10 @@ def _read_password() -> str:
         if getpass.getpass("Repeat password: ") != first:
             _fail("the passwords do not match")
         return first
-    return sys.stdin.readline().rstrip("\r\n")
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        _fail("no password on standard input (or give --password)")
+    return password
 
 
 def _create_admin(settings: Settings, args: argparse.Namespace) -> None:
@@ -252,8 +272,10 @@ def _keys_list(settings: Settings, args: argparse.Namespace) -> None:
         print(f"{'KID':<44} {'ALG':<6} {'STATE':<8} {'ACTIVATES':<26} PUBLISHED UNTIL")
         for s in states:
             until = s.published_until.isoformat(timespec="seconds") if s.published_until else "-"
-            if s.state in ("pending", "active"):
-                until = "(in use)"
+            if s.state == "pending":
+                until = "(signs from ACTIVATES)"
+            elif s.state == "active":
+                until = "(signing)"
             print(
                 f"{s.kid:<44} {s.algorithm:<6} {s.state:<8} "
                 f"{s.activates_at.isoformat(timespec='seconds'):<26} {until}"
@@ -372,10 +394,15 @@ def _import_summary(report: ImportReport, name: str) -> str:
 def _users_export(settings: Settings, args: argparse.Namespace) -> None:
     async def run(out: IO[bytes]) -> int:
         count = 0
-        async with _container(settings) as container, container.snapshots() as db:
-            async for line in container.transfer.export_lines(db):
-                out.write(line)
-                count += 1
+        async with _container(settings) as container:
+            async with container.snapshots() as db:
+                async for line in container.transfer.export_lines(db):
+                    out.write(line)
+                    count += 1
+            # Every password hash left the database: that is worth a line in the audit log.
+            async with container.unit_of_work() as uow:
+                uow.audit.record("cli.users_exported", users=count)
+                await uow.commit()
         return count
 
     if args.file == "-":

@@ -6,7 +6,7 @@ import ipaddress
 import secrets
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import limits
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     secret_key_file: Path = Path(".identity-secret")
 
-    public_url: str = "http://127.0.0.1:8000"
+    public_url: str = Field(default="", description="default: http://HOST:PORT")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 
@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     jwt_audience: str = "identity"
     jwt_leeway: int = Field(default=30, ge=0, le=300)
     jwks_max_age: int = Field(default=300, ge=0, le=86400)
-    key_refresh_interval: int = Field(default=30, ge=1)
+    key_refresh_interval: int = Field(default=10, ge=1)
 
     argon2_memory_cost: int = Field(default=19456, ge=1024, description="KiB")
     argon2_time_cost: int = Field(default=2, ge=1)
@@ -205,6 +205,18 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://", "/")):
             raise ValueError("must start with http://, https:// or / (a path on this host)")
         return value.rstrip("/") + "/"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_public_url(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("public_url"):
+            host = str(data.get("host") or "127.0.0.1")
+            if host in ("0.0.0.0", "::"):  # noqa: S104 - listening everywhere: this host is one
+                host = "127.0.0.1"
+            if ":" in host:
+                host = f"[{host}]"
+            data = {**data, "public_url": f"http://{host}:{data.get('port') or 8000}"}
+        return data
 
     @model_validator(mode="after")
     def _production_rules(self) -> Settings:

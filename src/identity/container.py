@@ -21,7 +21,7 @@ from identity.services.auth import Auth
 from identity.services.keys import Keys
 from identity.services.mail import MailDelivery
 from identity.services.principal import ClientInfo
-from identity.services.recovery import Recovery
+from identity.services.recovery import RESET_REQUEST, Recovery
 from identity.services.runtime import Runtime
 from identity.services.throttle import Throttle
 from identity.services.tokens import OneTimeTokens
@@ -78,6 +78,10 @@ class Container:
                 finally:
                     await uow.rollback()
 
+        mail = MailDelivery(
+            runtime, tokens, create_mailer(settings.mail_transport), renderer, delivery_unit
+        )
+        mail.expanders[RESET_REQUEST] = recovery.expand_reset_request
         return cls(
             settings=settings,
             engine=engine,
@@ -92,9 +96,7 @@ class Container:
             admin=Admin(runtime, tokens),
             keys=Keys(runtime),
             tokens=tokens,
-            mail=MailDelivery(
-                runtime, tokens, create_mailer(settings.mail_transport), renderer, delivery_unit
-            ),
+            mail=mail,
             transfer=Transfer(runtime),
         )
 

@@ -196,6 +196,6 @@ def _log(scope: Scope, request_id: str, status: int, started: float) -> None:
             scope["path"],
             status,
             duration * 1000,
-            f" {operation or 'anonymous'} {outcome}" if outcome else "",
+            f" {operation or '(unnamed)'} {outcome}" if outcome else "",
             extra={k: v for k, v in fields.items() if v is not None},
         )

@@ -41,7 +41,7 @@ _MAX_OPERATION_NAMES = 200
 def operation_label(name: str | None) -> str:
     """Client-chosen operation names as a metric label, without unbounded cardinality."""
     if not name:
-        return "anonymous"
+        return "unnamed"
     if name in _OPERATION_NAMES:
         return name
     if len(_OPERATION_NAMES) >= _MAX_OPERATION_NAMES or not _is_plain(name):

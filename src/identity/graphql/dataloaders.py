@@ -29,6 +29,13 @@ class Loaders:
         self.known_permissions: dict[uuid.UUID, list[str]] = {}
         self.known_role_permissions: dict[uuid.UUID, list[Permission]] = {}
 
+    def forget(self) -> None:
+        """After a change to roles: what this request knew or loaded may be stale."""
+        for known in (self.known_roles, self.known_permissions, self.known_role_permissions):
+            known.clear()
+        for name in ("roles_by_user", "permissions_by_role", "permissions_by_user"):
+            self.__dict__.pop(name, None)
+
     # Each loader is made on first use: most requests need none of them.
 
     @cached_property

@@ -128,6 +128,10 @@ class DomainErrors(FieldExtension):
     ) -> Any:
         try:
             return await next_(source, info, **kwargs)
+        except domain.PermissionDenied as exc:
+            raise forbidden(exc.message) from None
+        except domain.SignedOut as exc:
+            raise GraphQLError(exc.message, extensions={"code": "UNAUTHENTICATED"}) from None
         except domain.DomainError as exc:
             result = _TO_GRAPHQL[type(exc)](exc)
             if type(result) not in self.members:

@@ -28,6 +28,7 @@ from identity.container import Container
 from identity.graphql.context import Context
 from identity.graphql.graphiql import PUBLIC_CDN, graphiql_page
 from identity.graphql.schema import Documents, Schema
+from identity.http import BodyTooLarge
 
 log = logging.getLogger("identity.graphql")
 
@@ -80,6 +81,8 @@ class GraphQLEndpoint:
             data = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
             return _refusal(400, "The request body is not valid JSON.")
+        except BodyTooLarge:  # a chunked body that outgrew the bound while being read
+            return _refusal(413, "Request body too large.", {"Connection": "close"})
         if isinstance(data, list):
             return _refusal(400, "Batching is off: send one operation per request.")
         return await self.run(request, data, _QUERIES_AND_MUTATIONS)
@@ -88,8 +91,14 @@ class GraphQLEndpoint:
         """Queries in the URL (never mutations), or GraphiQL for a browser."""
         params = request.query_params
         if "query" not in params:
-            if self.graphiql_html is None or "text/html" not in request.headers.get("accept", ""):
-                return _refusal(404, "Not found.")
+            if self.graphiql_html is None:
+                return _refusal(404, "Send a GraphQL operation: POST it as application/json.")
+            if "text/html" not in request.headers.get("accept", ""):
+                return _refusal(
+                    404,
+                    "Send a GraphQL operation: POST it as application/json, or GET with "
+                    "?query=…; a browser (Accept: text/html) gets the GraphiQL explorer here.",
+                )
             headers = {"Content-Security-Policy": self.graphiql_csp, "Cache-Control": "no-store"}
             return HTMLResponse(self.graphiql_html, headers=headers)
         data = {"query": params["query"], "operationName": params.get("operationName")}

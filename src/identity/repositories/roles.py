@@ -7,9 +7,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.db.models import Permission, Role, RolePermission, UserRole
+from identity.db.types import utcnow
 from identity.repositories import rowcount
 
 
@@ -65,13 +68,14 @@ class RoleRepository:
         return list((await self.db.execute(stmt)).scalars())
 
     async def grant(self, user_id: uuid.UUID, role_id: uuid.UUID) -> bool:
-        """Give a role; False when the user already had it."""
-        held = await self.db.get(UserRole, (user_id, role_id))
-        if held is not None:
-            return False
-        self.db.add(UserRole(user_id=user_id, role_id=role_id))
-        await self.db.flush()
-        return True
+        """Give a role; False when the user already had it (also if given a moment ago)."""
+        insert = pg_insert if self.db.get_bind().dialect.name == "postgresql" else sqlite_insert
+        stmt = (
+            insert(UserRole)
+            .values(user_id=user_id, role_id=role_id, created_at=utcnow())
+            .on_conflict_do_nothing()
+        )
+        return bool(await rowcount(self.db, stmt))
 
     async def take(self, user_id: uuid.UUID, role_id: uuid.UUID) -> bool:
         stmt = delete(UserRole).where(UserRole.user_id == user_id, UserRole.role_id == role_id)

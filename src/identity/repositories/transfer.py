@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from identity.db.models import Role, Session, User, UserRole
+from identity.db.models import OneTimeToken, Role, Session, User, UserRole
 
 USERS = cast("Table", User.__table__)
 USER_ROLES = cast("Table", UserRole.__table__)
@@ -138,6 +138,12 @@ class TransferRepository:
             .values(revoked_at=now, revoked_reason=reason)
         )
         await self.db.execute(stmt)
+        # As for a password change in the API: outstanding links stop working too.
+        await self.db.execute(
+            update(OneTimeToken)
+            .where(OneTimeToken.user_id.in_(user_ids), OneTimeToken.used_at.is_(None))
+            .values(used_at=now)
+        )
 
     async def active_holders(self, role_name: str) -> int:
         stmt = (

@@ -55,6 +55,9 @@ class UserRepository:
             values["password_hash"] = password_hash
         await self.db.execute(update(User).where(User.id == user_id).values(**values))
 
+    async def is_active(self, user_id: uuid.UUID) -> bool:
+        return bool(await self.db.scalar(select(User.is_active).where(User.id == user_id)))
+
     async def email_taken(self, email: str, *, besides: uuid.UUID | None = None) -> bool:
         condition = User.email == email
         if besides is not None:

@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import os
 import uuid
 from collections.abc import Iterable
@@ -26,6 +27,8 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from identity.security.derive import ServerSecret
 
+log = logging.getLogger("identity.keys")
+
 ACCESS_TOKEN_TYPE = "at+jwt"
 ALGORITHMS = ("RS256", "ES256", "EdDSA")
 _KEY_ENCRYPTION = "signing-key-encryption"
@@ -35,6 +38,10 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519Pri
 
 class InvalidAccessToken(Exception):
     pass
+
+
+class UnknownKey(InvalidAccessToken):
+    """Signed with a key this process does not know (yet: another instance may have made it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +155,7 @@ class KeyRing:
         self._keys: dict[str, _Key] = {}
         self._ordered: list[_Key] = []
         self._verified: dict[str, AccessClaims] = {}
+        self._signing_with: str | None = None
 
     def load(self, stored: Iterable[StoredKey]) -> None:
         keys: dict[str, _Key] = {}
@@ -230,6 +238,9 @@ class KeyRing:
         key = self._signer(now)
         if key is None:
             raise RuntimeError("no active signing key; run `identity keys rotate`")
+        if key.kid != self._signing_with:
+            log.info("signing with key %s (%s)", key.kid, key.algorithm)
+            self._signing_with = key.kid
         iat = int(now.timestamp())
         claims = {
             "iss": self.issuer,
@@ -282,7 +293,7 @@ class KeyRing:
             header = orjson.loads(_unb64(encoded_header))
             key = self._keys.get(header.get("kid", ""))
             if key is None:
-                raise InvalidAccessToken("unknown key")
+                raise UnknownKey("unknown key")
             if header.get("alg") != key.algorithm or header.get("typ") != ACCESS_TOKEN_TYPE:
                 raise InvalidAccessToken("wrong algorithm or token type")
             verifier = _VERIFIERS[key.algorithm]

@@ -6,7 +6,12 @@ import uuid
 from dataclasses import dataclass
 
 from identity.db.models import User
-from identity.services.errors import EmailAlreadyRegistered, InvalidCredentials, NotFound
+from identity.services.errors import (
+    EmailAlreadyRegistered,
+    InvalidCredentials,
+    NotFound,
+    SignedOut,
+)
 from identity.services.fields import UNSET, Maybe
 from identity.services.principal import Principal
 from identity.services.recovery import Recovery
@@ -153,7 +158,8 @@ class Accounts:
     async def delete_me(self, uow: UnitOfWork, principal: Principal, password: str) -> None:
         check = Checker()
         password = check.given_password("currentPassword", password)
-        check.done()
+        if check.problems:  # empty or over-long: it cannot be the password
+            raise InvalidCredentials()
         user = await self._own_user(uow, principal)
         await self.throttle.check_password(uow, user, password)
         await guard_last_admin(uow, user)
@@ -164,5 +170,5 @@ class Accounts:
     async def _own_user(self, uow: UnitOfWork, principal: Principal) -> User:
         user = await uow.users.get(principal.user_id)
         if user is None:  # deleted between authentication and now
-            raise InvalidCredentials()
+            raise SignedOut()
         return user

@@ -13,11 +13,16 @@ from sqlalchemy.exc import IntegrityError
 from identity.db.models import AuditEvent, Permission, Role, User
 from identity.repositories.audit import AuditQuery
 from identity.repositories.users import UserQuery
-from identity.services.errors import EmailAlreadyRegistered, NotFound, ValidationFailed
+from identity.services.errors import (
+    EmailAlreadyRegistered,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
 from identity.services.fields import UNSET, Maybe
 from identity.services.paging import Cursors, Page
 from identity.services.principal import Principal
-from identity.services.rules import ADMIN_ROLE, add_user, guard_last_admin
+from identity.services.rules import ADMIN_ROLE, USER_ROLE, add_user, guard_last_admin
 from identity.services.runtime import Runtime
 from identity.services.tokens import INVITATION, OneTimeTokens
 from identity.services.uow import UnitOfWork
@@ -82,6 +87,10 @@ class Admin:
         last_name = check.name("lastName", last_name)
         roles = await self._roles_named(uow, check, "roles", role_names)
         check.done()
+        if any(role.name != USER_ROLE for role in roles) and not actor.has("roles:assign"):
+            raise PermissionDenied("Giving roles other than `user` needs `roles:assign`.")
+        for role in roles:
+            await self._ensure_grantable(uow, actor, role)
         if await uow.users.email_taken(email):
             raise EmailAlreadyRegistered()
         user = await add_user(
@@ -130,7 +139,7 @@ class Admin:
                 values["is_active"] = changes.is_active
         check.done()
 
-        user = await self._user(uow, user_id)
+        user = await self._target(uow, actor, user_id)
         changed = sorted(name for name, value in values.items() if getattr(user, name) != value)
         now = self.rt.clock.now()
         if "email" in changed:
@@ -162,7 +171,7 @@ class Admin:
         return user
 
     async def verify_user(self, uow: UnitOfWork, actor: Principal, user_id: uuid.UUID) -> User:
-        user = await self._user(uow, user_id)
+        user = await self._target(uow, actor, user_id)
         if not user.is_verified:
             user.is_verified = True
             user.updated_at = self.rt.clock.now()
@@ -172,7 +181,7 @@ class Admin:
 
     async def delete_user(self, uow: UnitOfWork, actor: Principal, user_id: uuid.UUID) -> None:
         """The user, their roles, sessions and tokens go; audit events keep the id."""
-        user = await self._user(uow, user_id)
+        user = await self._target(uow, actor, user_id)
         await guard_last_admin(uow, user)
         await uow.users.delete(user.id)
         uow.audit.record("admin.user_deleted", actor=actor.user_id, subject=user.id)
@@ -181,7 +190,7 @@ class Admin:
     async def revoke_user_sessions(
         self, uow: UnitOfWork, actor: Principal, user_id: uuid.UUID
     ) -> int:
-        user = await self._user(uow, user_id)
+        user = await self._target(uow, actor, user_id)
         count = await uow.sessions.revoke_all(user.id, self.rt.clock.now(), "revoked_by_admin")
         uow.audit.record(
             "admin.sessions_revoked", actor=actor.user_id, subject=user.id, count=count
@@ -194,6 +203,7 @@ class Admin:
     ) -> User:
         user = await self._user(uow, user_id)
         role = await self._role(uow, role_id)
+        await self._ensure_grantable(uow, actor, role)
         if await uow.roles.grant(user.id, role.id):
             uow.audit.record(
                 "admin.role_assigned", actor=actor.user_id, subject=user.id, role=role.name
@@ -206,6 +216,7 @@ class Admin:
     ) -> User:
         user = await self._user(uow, user_id)
         role = await self._role(uow, role_id)
+        await self._ensure_grantable(uow, actor, role)
         if role.name == ADMIN_ROLE:
             await guard_last_admin(uow, user)
         if await uow.roles.take(user.id, role.id):
@@ -259,9 +270,10 @@ class Admin:
         name = self._role_name(check, name)
         description = self._description(check, description)
         codes = await self._known_codes(uow, check, codes)
-        if not check.problems and await uow.roles.by_name(name) is not None:
+        if name and await uow.roles.by_name(name) is not None:
             check.fail("name", "taken", "A role with this name exists.")
         check.done()
+        self._ensure_held(actor, codes)
         now = self.rt.clock.now()
         role = Role(
             id=uuid.uuid4(),
@@ -286,6 +298,7 @@ class Admin:
         self, uow: UnitOfWork, actor: Principal, role_id: uuid.UUID, changes: RoleChanges
     ) -> Role:
         role = await self._role(uow, role_id)
+        await self._ensure_grantable(uow, actor, role)
         check = Checker()
         name = description = None
         codes: list[str] | None = None
@@ -309,6 +322,8 @@ class Admin:
                         "permissions", "system_role", "The admin role keeps every permission."
                     )
         check.done()
+        if codes is not None:
+            self._ensure_held(actor, codes)
 
         details: dict[str, Any] = {}
         if name is not None and name != role.name:
@@ -338,6 +353,7 @@ class Admin:
         role = await self._role(uow, role_id)
         if role.is_system:
             raise ValidationFailed.one("id", "system_role", "System roles cannot be deleted.")
+        await self._ensure_grantable(uow, actor, role)
         holders = await uow.roles.holders(role.id)
         for holder in holders:
             uow.audit.record(
@@ -366,6 +382,7 @@ class Admin:
 
     async def prune_audit(self, uow: UnitOfWork, older_than: datetime) -> int:
         count = await uow.audit_events.prune(older_than)
+        uow.audit.record("cli.audit_pruned", older_than=older_than.isoformat(), deleted=count)
         await uow.commit()
         return count
 
@@ -376,6 +393,25 @@ class Admin:
         if user is None:
             raise NotFound("No user with this id.")
         return user
+
+    async def _target(self, uow: UnitOfWork, actor: Principal, user_id: uuid.UUID) -> User:
+        """A user the actor may manage: not one with a permission the actor lacks (else a
+        `users:write` holder could, say, move an admin's address to their own mailbox)."""
+        user = await self._user(uow, user_id)
+        held = (await uow.roles.permission_codes_of_users([user.id])).get(user.id, [])
+        self._ensure_held(actor, held)
+        return user
+
+    async def _ensure_grantable(self, uow: UnitOfWork, actor: Principal, role: Role) -> None:
+        """Roles are given, taken and edited only by someone who holds all they grant."""
+        self._ensure_held(actor, await uow.roles.permission_codes(role.id))
+
+    def _ensure_held(self, actor: Principal, codes: list[str]) -> None:
+        missing = sorted(set(codes) - actor.permissions)
+        if missing:
+            raise PermissionDenied(
+                f"Forbidden: this needs permissions you do not hold: {', '.join(missing)}."
+            )
 
     async def _role(self, uow: UnitOfWork, role_id: uuid.UUID) -> Role:
         role = await uow.roles.get(role_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -12,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from identity import metrics
 from identity.db.models import Role, Session, User
 from identity.repositories.hot import PostgresHotPath
+from identity.repositories.keys import KeyRepository
 from identity.repositories.sessions import SessionRepository
 from identity.repositories.users import UserRepository
-from identity.security.jwt import InvalidAccessToken
+from identity.security.jwt import InvalidAccessToken, UnknownKey
 from identity.services.errors import (
     AccountDisabled,
     DomainError,
@@ -28,6 +31,8 @@ from identity.services.runtime import Runtime
 from identity.services.throttle import Throttle
 from identity.services.uow import UnitOfWork
 from identity.services.validation import Checker
+
+log = logging.getLogger("identity.auth")
 
 REFRESH_PURPOSE = "refresh-token"
 _REFRESH_IDS = 16 + 8  # session id, counter
@@ -60,6 +65,17 @@ class Auth:
         self.throttle = throttle
         self.reads = reads
         self.hot = hot
+        self._keys_reloaded_at = 0.0
+
+    async def keys_reloaded(self) -> bool:
+        """Reload the signing keys, at most once a second (unknown kids can be sent at will)."""
+        now = time.monotonic()
+        if now - self._keys_reloaded_at < 1.0:
+            return False
+        self._keys_reloaded_at = now
+        async with self.reads() as db:
+            self.rt.keyring.load(await KeyRepository(db).all())
+        return True
 
     # Tokens -----------------------------------------------------------------------------
 
@@ -249,6 +265,11 @@ class Auth:
         """A used refresh token came back: someone else has it. End the whole session."""
         await uow.sessions.revoke(session.id, now, "reuse")
         metrics.REFRESH_REUSE.inc()
+        log.warning(
+            "a used refresh token came back: session %s of user %s ended",
+            session.id,
+            session.user_id,
+        )
         uow.audit.record(
             "auth.refresh_token_reuse", subject=session.user_id, session_id=str(session.id)
         )
@@ -271,6 +292,14 @@ class Auth:
         now = self.rt.clock.now()
         try:
             claims = self.rt.keyring.verify(access_token, now)
+        except UnknownKey:
+            # A key rotated in by another instance that this one has not reloaded yet.
+            if not await self.keys_reloaded():
+                raise Unauthenticated() from None
+            try:
+                claims = self.rt.keyring.verify(access_token, now)
+            except InvalidAccessToken:
+                raise Unauthenticated() from None
         except InvalidAccessToken:
             raise Unauthenticated() from None
         if self.hot is not None:

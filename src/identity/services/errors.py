@@ -64,6 +64,21 @@ class LastAdmin(DomainError):
     message = "The last active admin cannot lose the admin role, be deactivated or be deleted."
 
 
+class PermissionDenied(DomainError):
+    """The caller holds the operation's permission, but not enough for this target.
+
+    Not a result-union member: the GraphQL layer answers it with a FORBIDDEN error.
+    """
+
+    message = "Forbidden: you cannot act on what you could not grant yourself."
+
+
+class SignedOut(DomainError):
+    """The caller's account went away during the request (GraphQL: UNAUTHENTICATED)."""
+
+    message = "Your account no longer exists."
+
+
 class RateLimited(DomainError):
     message = "Too many attempts. Try again later."
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from email.message import EmailMessage
@@ -47,6 +47,7 @@ class MailDelivery:
         self.mailer = mailer
         self.renderer = renderer
         self.unit_of_work = unit_of_work
+        self.expanders: dict[str, Callable[[UnitOfWork, str], Awaitable[None]]] = {}
 
     async def deliver_due(self) -> int:
         """Send what is due now; the number of messages sent."""
@@ -59,12 +60,28 @@ class MailDelivery:
             if not batch:
                 await self._measure_depth()
                 return sent
+            expanded = False
             for message in batch:
-                if await self._deliver(message):
+                if message.template in self.expanders:
+                    await self._expand(message)
+                    expanded = True
+                elif await self._deliver(message):
                     sent += 1
-            if len(batch) < BATCH:
+            if len(batch) < BATCH and not expanded:
                 await self._measure_depth()
                 return sent
+
+    async def _expand(self, message: OutboxMessage) -> None:
+        """An entry that stands for work (e.g. a reset request): done, it may queue mail."""
+        try:
+            async with self.unit_of_work() as uow:
+                await self.expanders[message.template](uow, message.recipient)
+                await uow.outbox_messages.mark_sent(message.id, self.rt.clock.now())
+                await uow.commit()
+        except Exception as exc:
+            log.warning("outbox entry %s (%s) failed", message.id, message.template, exc_info=True)
+            final = message.attempts >= self.rt.settings.mail_max_attempts
+            await self._record_failure(message, f"{type(exc).__name__}: {exc}", final=final)
 
     async def _measure_depth(self) -> None:
         async with self.unit_of_work() as uow:

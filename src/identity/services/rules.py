@@ -52,7 +52,8 @@ async def add_user(
 async def guard_last_admin(uow: UnitOfWork, user: User) -> None:
     """The last active admin cannot lose the role, be deactivated or be deleted."""
     await uow.locks.hold(_ADMINS_LOCK)  # two admins demoting each other at once: one wins
-    if not user.is_active:
+    # Read again under the lock: the row read before it may have changed meanwhile.
+    if not await uow.users.is_active(user.id):
         return
     if ADMIN_ROLE not in {r.name for r in await uow.roles.of_user(user.id)}:
         return

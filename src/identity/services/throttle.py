@@ -7,12 +7,17 @@ Registration and recovery count per client address and per target address.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+
 from identity.db.models import User
 from identity.security.ratelimit import Rule
 from identity.services.errors import InvalidCredentials, RateLimited
 from identity.services.principal import ClientInfo
 from identity.services.runtime import Runtime
 from identity.services.uow import UnitOfWork
+
+log = logging.getLogger("identity.auth")
 
 _LOCKED = "locked"
 _REMEMBER_LOCKOUT = 7 * 24 * 3600
@@ -39,7 +44,7 @@ class Throttle:
             raise RateLimited(retry_after)
 
     async def per_address(self, rule: Rule, client: ClientInfo) -> None:
-        await self.count(rule, client.ip_address)
+        await self.count(rule, address_key(client.ip_address))
 
     # Credential checks ----------------------------------------------------------------------
 
@@ -50,6 +55,7 @@ class Throttle:
             raise RateLimited(retry_after)
         if await self.limiter.marked(_LOCKED, email):
             await self.limiter.unmark(_LOCKED, email)
+            log.info("sign-in lock-out over (user %s)", user.id if user else "unknown")
             uow.audit.record("auth.lockout_ended", subject=user.id if user else None, email=email)
 
     async def credentials_failed(self, uow: UnitOfWork, email: str, user: User | None) -> None:
@@ -59,6 +65,11 @@ class Throttle:
             retry_after = await self.limiter.blocked(self.login_account, email)
         if retry_after is not None and not await self.limiter.marked(_LOCKED, email):
             await self.limiter.mark(_LOCKED, email, _REMEMBER_LOCKOUT)
+            log.warning(
+                "sign-in locked for %s s after repeated failures (user %s)",
+                retry_after,
+                user.id if user else "unknown: no such account",
+            )
             uow.audit.record(
                 "auth.lockout",
                 subject=user.id if user else None,
@@ -80,5 +91,25 @@ class Throttle:
             await self.credentials_failed(uow, user.email, user)
             uow.audit.record("auth.password_check_failed", actor=user.id, subject=user.id)
             await uow.commit()
-            raise InvalidCredentials()
+            raise InvalidCredentials("The current password is incorrect.")
         await self.credentials_succeeded(user.email)
+
+
+def address_key(address: str | None) -> str:
+    """Who a client address stands for, in per-address limits.
+
+    An IPv6 client usually holds a whole /64 and could pick a fresh address per request: the
+    /64 is the key. An IPv4-mapped address is its IPv4 address. A request with no address
+    (e.g. a Unix socket without a trusted proxy) shares one key with all such requests.
+    """
+    if address is None:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)

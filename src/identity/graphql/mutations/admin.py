@@ -165,6 +165,7 @@ class AdminMutations:
             user = await info.context.container.admin.assign_role(
                 uow, principal, parse_id(user_id, "user"), parse_id(role_id, "role")
             )
+        info.context.loaders.forget()
         return AssignRoleSuccess(user=User.from_row(user))
 
     @mutation(
@@ -179,4 +180,5 @@ class AdminMutations:
             user = await info.context.container.admin.revoke_role(
                 uow, principal, parse_id(user_id, "user"), parse_id(role_id, "role")
             )
+        info.context.loaders.forget()
         return RevokeRoleSuccess(user=User.from_row(user))

@@ -88,6 +88,7 @@ class RoleMutations:
             role = await info.context.container.admin.update_role(
                 uow, principal, parse_id(id, "role"), changes
             )
+        info.context.loaders.forget()
         return UpdateRoleSuccess(role=Role.from_row(role))
 
     @mutation(
@@ -98,4 +99,5 @@ class RoleMutations:
         principal = await info.context.require_principal()
         async with info.context.unit_of_work() as uow:
             await info.context.container.admin.delete_role(uow, principal, parse_id(id, "role"))
+        info.context.loaders.forget()
         return DeleteRoleSuccess(message="Role deleted.")

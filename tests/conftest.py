@@ -444,6 +444,17 @@ async def wait_for_mail(
         await asyncio.sleep(0.05)
 
 
+async def settle_outbox(container: Container, timeout: float = 10) -> None:
+    """Until every outbox entry is done (by this call or the app's own sender, whichever)."""
+    pending = "SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL AND failed_at IS NULL"
+    deadline = asyncio.get_running_loop().time() + timeout
+    while await scalar(container, pending):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("the outbox did not settle")
+        await container.mail.deliver_due()
+        await asyncio.sleep(0.05)
+
+
 def text_of(message: EmailMessage) -> str:
     part = message.get_body(("plain",))
     assert part is not None

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 
 from identity.container import Container
 from tests.admin_helpers import ASSIGN, REVOKE, create_role, make_admin, role_id, user_with
-from tests.conftest import GraphQLClient, Inbox, scalar, signed_up
+from tests.conftest import GraphQLClient, Inbox, scalar, settle_outbox, signed_up
 
 CREATE_USER = """
 mutation($input: CreateUserInput!) {
@@ -242,6 +242,6 @@ async def test_password_reset_requests_do_the_same_work_for_any_address(
     # Each request wrote the same rows: one outbox entry and one audit event.
     requests = "SELECT count(*) FROM outbox_messages WHERE template = 'password_reset_request'"
     assert await scalar(container, requests) == 2
-    await container.mail.deliver_due()
+    await settle_outbox(container)
     links = "SELECT recipient FROM outbox_messages WHERE template = 'password_reset'"
     assert await scalar(container, links) == "known@example.com"

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from identity.app import create_app
 from identity.container import Container
+from identity.logs import JSONFormatter
 from tests.conftest import (
     LOGIN,
     PASSWORD,
@@ -88,6 +90,24 @@ async def test_access_log_names_operation_user_and_outcome(
     assert user.access_token not in caplog.text
     await gql(LOGIN, {"input": {"email": user.email, "password": "not it at all"}})
     assert any(getattr(r, "outcome", None) == "InvalidCredentials" for r in caplog.records)
+
+
+def test_json_log_lines_keep_extras_and_drop_terminal_colours() -> None:
+    record = logging.makeLogRecord(
+        {
+            "name": "uvicorn.error",
+            "levelname": "INFO",
+            "msg": "Uvicorn running on %s",
+            "args": ("http://127.0.0.1:8000",),
+            "color_message": "Uvicorn running on \x1b[1m%s\x1b[0m",
+            "request_id": "trace-2",
+        }
+    )
+    line = orjson.loads(JSONFormatter().format(record))
+    assert line["message"] == "Uvicorn running on http://127.0.0.1:8000"
+    assert line["request_id"] == "trace-2"
+    assert line["level"] == "info"
+    assert "color_message" not in line
 
 
 # A database outage --------------------------------------------------------------------------

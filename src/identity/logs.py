@@ -10,12 +10,18 @@ import orjson
 
 from identity.config import Settings
 
-# Attributes every LogRecord has; anything else was passed with `extra=` and is kept.
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# Attributes every LogRecord has; anything else was passed with `extra=` and is kept, except
+# uvicorn's `color_message` (the message again, with terminal colour codes).
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 # Access-log fields the readable message already shows.
-_IN_MESSAGE = {"method", "path", "status", "duration_ms", "operation", "outcome", "color_message"}
+_IN_MESSAGE = {"method", "path", "status", "duration_ms", "operation", "outcome"}
 
 
 class JSONFormatter(logging.Formatter):

@@ -133,10 +133,10 @@ def _reuse_hash_buffers(memory_cost_kib: int, hashing_threads: int) -> None:
     heap keeps them for the next hash instead of trimming them. Memory held: one buffer per
     hashing thread, which a burst of sign-ins reaches anyway.
 
-    Arenas: one per hashing thread, the main one and one for every other thread. Fewer, and
-    hashing threads share an arena whose holes grow a third buffer (peak RSS 162 against
-    143 MB in the benchmark); the default (8 per core) lets every thread keep memory of its
-    own.
+    Arenas: room for one per hashing thread, the main one and one for every other thread.
+    With two in all, hashing threads shared arenas and peak RSS grew by a third buffer (162
+    against 143 MB in the benchmark); the default (8 per core) lets every thread keep
+    memory of its own.
     """
     if not sys.platform.startswith("linux"):
         return

@@ -165,6 +165,23 @@ async def test_keys_rotate_list_revoke(
     assert states[first] == "revoked"
     assert list(states.values()).count("active") == 1
 
+    # Revoking a signer that had replaced an older, still published key makes a new key:
+    # the older one never signs again.
+    rotated = run(["keys", "rotate", "--activate-in", "0"], cli_env)
+    newest = rotated.stdout.split()[3].rstrip(";")
+    listed = run(["keys", "list"], cli_env)
+    states = {line.split()[0]: line.split()[2] for line in listed.stdout.splitlines()[1:]}
+    (retired,) = [kid for kid, state in states.items() if state == "retired"]
+    assert states[newest] == "active"
+    revoked = run(["keys", "revoke", newest], cli_env)
+    assert revoked.returncode == 0, revoked.stderr
+    listed = run(["keys", "list"], cli_env)
+    states = {line.split()[0]: line.split()[2] for line in listed.stdout.splitlines()[1:]}
+    (active,) = [kid for kid, state in states.items() if state == "active"]
+    assert active not in (retired, newest, first)
+    assert f"identity: {active} signs from now on" in revoked.stdout
+    assert states[retired] == "retired"
+
     unknown = run(["keys", "revoke", "no-such-kid"], cli_env)
     assert unknown.returncode == 1
 

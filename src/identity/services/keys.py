@@ -54,12 +54,20 @@ class Keys:
         return kid
 
     async def revoke(self, uow: UnitOfWork, kid: str) -> Revocation:
-        """Drop a key at once; tokens it signed stop working. A revoked signer is replaced."""
+        """Drop a key at once; tokens it signed stop working.
+
+        A revoked signer is replaced by a new key, never by the older key it had replaced:
+        whoever revokes the signing key has reason to distrust it, and may have rotated away
+        from the older one for the same reason.
+        """
         await uow.locks.hold(_LOCK)
-        revoked = await uow.keys.revoke(kid, self.rt.clock.now())
+        now = self.rt.clock.now()
+        self.rt.keyring.load(await uow.keys.all())
+        was_signing = any(s.kid == kid and s.state == "active" for s in self.rt.keyring.states(now))
+        revoked = await uow.keys.revoke(kid, now)
         self.rt.keyring.load(await uow.keys.all())
         replacement = None
-        if not self.rt.keyring.has_signer(self.rt.clock.now()):
+        if was_signing or not self.rt.keyring.has_signer(now):
             replacement = self._add(uow, activate_in=0, note=f"replaces revoked {kid}")
         uow.audit.record("keys.revoked", kid=kid, revoked=revoked, replacement=replacement)
         await uow.commit()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from identity.config import Settings
+from identity.db.migrate import HEAD
 from tests.conftest import SECRET, Database, make_settings, reset_database
 
 IDENTITY = [sys.executable, "-m", "identity"]
@@ -214,9 +215,37 @@ def test_migrate_then_commands_work(tmp_path: Path) -> None:
     before = run(["keys", "list"], env, cwd=tmp_path)
     assert before.returncode == 1
     assert "identity migrate" in before.stderr
+    migrated = run(["migrate", "--revision", "0002"], env, cwd=tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "identity: database at 0002 (was empty)" in migrated.stdout
     migrated = run(["migrate"], env, cwd=tmp_path)
     assert migrated.returncode == 0, migrated.stderr
+    assert f"identity: database at {HEAD} (was 0002)" in migrated.stdout
     assert run(["keys", "list"], env, cwd=tmp_path).returncode == 0
+    again = run(["migrate"], env, cwd=tmp_path)
+    assert f"identity: database at {HEAD}, already up to date" in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("revision", "message"),
+    [
+        ("0003", f"the database is at {HEAD}, which is not older than 0003: nothing done"),
+        ("9999", "cannot migrate to '9999': Can't locate revision identified by '9999'"),
+    ],
+)
+def test_migrate_refuses_older_and_unknown_revisions(
+    tmp_path: Path, revision: str, message: str
+) -> None:
+    env = clean_env(
+        IDENTITY_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
+        IDENTITY_SECRET_KEY=SECRET,
+    )
+    assert run(["migrate"], env, cwd=tmp_path).returncode == 0
+    result = run(["migrate", "--revision", revision], env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert run(["keys", "list"], env, cwd=tmp_path).returncode == 0  # still at head
 
 
 def test_development_secret_is_generated_into_a_private_file(tmp_path: Path) -> None:

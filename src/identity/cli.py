@@ -214,10 +214,37 @@ def _is_loopback(host: str) -> bool:
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> None:
+    """Upgrade only: a target older than the database is refused, never applied downwards."""
+    from alembic.util.exc import CommandError
+
     from identity.db import migrate
 
-    migrate.upgrade(settings.database_url, args.revision)
-    print(f"identity: database at {args.revision}")
+    before = _run_for(_revision(settings))
+    try:
+        migrate.upgrade(settings.database_url, args.revision)
+    except CommandError as exc:
+        _fail(f"cannot migrate to {args.revision!r}: {exc}")
+    after = _run_for(_revision(settings))
+    if before == after and args.revision not in ("head", after):
+        _fail(
+            f"the database is at {after}, which is not older than {args.revision}: "
+            "nothing done (this command only upgrades)"
+        )
+    if before == after:
+        print(f"identity: database at {after}, already up to date")
+    else:
+        print(f"identity: database at {after} (was {before or 'empty'})")
+
+
+async def _revision(settings: Settings) -> str | None:
+    from identity.db import migrate
+    from identity.db.engine import create_engine
+
+    engine = create_engine(settings)
+    try:
+        return await migrate.current_revision(engine)
+    finally:
+        await engine.dispose()
 
 
 def _read_password() -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from identity.config import Settings
 from identity.db.migrate import HEAD
-from tests.conftest import SECRET, Database, make_settings, reset_database
+from tests.conftest import PASSWORD, SECRET, Database, make_settings, reset_database
 
 IDENTITY = [sys.executable, "-m", "identity"]
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "schema.graphql"
@@ -122,9 +122,19 @@ async def test_create_admin_promotes_an_existing_user(
             await uow.commit()
     finally:
         await container.close()
-    result = run(["create-admin", "--email", "boss@example.com"], cli_env)
+    # A password given for an existing account does not replace theirs, and says so.
+    result = run(["create-admin", "--email", "boss@example.com"], cli_env, "another passphrase\n")
     assert result.returncode == 0, result.stderr
-    assert "boss@example.com is now an admin" in result.stdout
+    assert "boss@example.com is now an admin; their password is unchanged" in result.stdout
+    container = Container.create(make_settings(database.url, tmp_path))
+    try:
+        async with container.reading() as uow:
+            user = await uow.users.by_email("boss@example.com")
+            assert user is not None
+        hasher = container.runtime.hasher
+        assert (await hasher.verify(user.password_hash, "first passphrase!")).ok
+    finally:
+        await container.close()
 
 
 @pytest.mark.parametrize(
@@ -185,6 +195,10 @@ async def test_keys_rotate_list_revoke(
 
     unknown = run(["keys", "revoke", "no-such-kid"], cli_env)
     assert unknown.returncode == 1
+    # A key id may start with "-" (base64url): it is still the id, not an option.
+    dashed = run(["keys", "revoke", "-To053-X5uHcBYr3tXmLtzk7W7Z"], cli_env)
+    assert dashed.returncode == 1
+    assert "no unrevoked key -To053-X5uHcBYr3tXmLtzk7W7Z" in dashed.stderr
 
 
 def test_production_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
@@ -205,6 +219,20 @@ def test_serve_refuses_workers_on_sqlite(tmp_path: Path) -> None:
     result = run(["serve", "--workers", "2"], env, cwd=tmp_path)
     assert result.returncode == 1
     assert "PostgreSQL" in result.stderr
+
+
+def test_commands_elsewhere_create_no_database_and_no_secret(tmp_path: Path) -> None:
+    # The development defaults: ./identity.db and ./.identity-secret in the working folder.
+    for command in (["keys", "list"], ["mail", "status"], ["users", "export", "-"]):
+        result = run(command, clean_env(), cwd=tmp_path)
+        assert result.returncode == 1
+        assert "no database at ./identity.db: run this command in the folder" in result.stderr
+    result = run(
+        ["create-admin", "--email", "ann@example.com"], clean_env(), PASSWORD + "\n", tmp_path
+    )
+    assert result.returncode == 1
+    assert "no database at" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_migrate_then_commands_work(tmp_path: Path) -> None:

@@ -28,18 +28,28 @@ T = TypeVar("T")
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_kid_as_operand(list(sys.argv[1:] if argv is None else argv)))
     try:
         settings = load_settings()
     except ConfigError as exc:
         _fail(f"configuration error: {exc}", code=2)
     configure_logging(settings)
+    if args.run not in (_serve, _migrate, _export_schema):
+        _require_existing_database(settings)
     try:
         args.run(settings, args)
     except ConfigError as exc:
         _fail(f"configuration error: {exc}", code=2)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def _kid_as_operand(argv: list[str]) -> list[str]:
+    """Key ids are base64url and may start with "-", which argparse would take for an option:
+    `identity keys revoke -To05…` reads the id as an operand, as if after `--`."""
+    if argv[:2] == ["keys", "revoke"] and len(argv) == 3 and argv[2] not in ("-h", "--help"):
+        return [*argv[:2], "--", argv[2]]
+    return argv
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,6 +132,21 @@ def _parser() -> argparse.ArgumentParser:
     dump.add_argument("file", help="the file to write (mode 600), or - for standard output")
     dump.set_defaults(run=_users_export)
     return parser
+
+
+def _require_existing_database(settings: Settings) -> None:
+    """Commands on an existing database must not create a new SQLite file (and, beside it, a
+    new development secret) when they are run from another folder than the server's."""
+    if not settings.is_sqlite:
+        return
+    from sqlalchemy.engine import make_url
+
+    database = make_url(settings.database_url).database
+    if database and database != ":memory:" and not Path(database).exists():
+        _fail(
+            f"no database at {database}: run this command in the folder the server runs in, "
+            "or set IDENTITY_DATABASE_URL (`identity migrate` creates a new one)"
+        )
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -275,10 +300,12 @@ def _create_admin(settings: Settings, args: argparse.Namespace) -> None:
                 )
         if grant.created:
             print(f"identity: created admin {grant.user.email}")
-        elif grant.granted:
-            print(f"identity: {grant.user.email} is now an admin")
+            return
+        kept = "; their password is unchanged (use requestPasswordReset to change it)"
+        if grant.granted:
+            print(f"identity: {grant.user.email} is now an admin{kept}")
         else:
-            print(f"identity: {grant.user.email} is already an admin")
+            print(f"identity: {grant.user.email} is already an admin{kept}")
 
     try:
         _run(run())

@@ -568,3 +568,7 @@ async def test_the_readme_example_line_imports(gql: GraphQLClient, container: Co
     assert (report.created, bad) == (1, [])
     exported = await export_lines(container)
     assert exported == [orjson.loads(example)]
+    # The README names the password behind the example's bcrypt hash.
+    password = section.split("is bcrypt's for `", 1)[1].split("`", 1)[0]
+    answer = await gql(LOGIN, {"input": {"email": "ann@example.com", "password": password}})
+    assert answer["data"]["login"]["__typename"] == "AuthPayload"

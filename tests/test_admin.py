@@ -299,7 +299,9 @@ async def test_create_user_mails_an_invitation_that_sets_the_first_password(
     assert result["user"]["email"] == "new@example.com"
     assert result["user"]["roles"] == [{"name": "user"}]
     invitation = (await wait_for_mail(container, smtp, "new@example.com", subject="invited"))[0]
-    assert "7 days" in invitation.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    text = invitation.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "7 days" in text
+    assert f"{admin.email} created an account for you on identity." in text
     # No password yet: signing in fails like any wrong password.
     no_password = await gql(
         "mutation($i: LoginInput!) { login(input: $i) { __typename } }",

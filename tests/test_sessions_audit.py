@@ -12,7 +12,9 @@ from tests.admin_helpers import make_admin
 from tests.conftest import PASSWORD, GraphQLClient, login, register, scalar, signed_up
 
 SESSIONS = "{ me { sessions { id current userAgent ipAddress createdAt lastUsedAt expiresAt } } }"
-REVOKE_SESSION = "mutation($id: ID!) { revokeSession(id: $id) { __typename } }"
+REVOKE_SESSION = (
+    "mutation($id: ID!) { revokeSession(id: $id) { __typename ... on NotFound { message } } }"
+)
 REVOKE_ALL = "mutation($keep: Boolean) { revokeAllSessions(keepCurrent: $keep) { __typename ... on RevokeAllSessionsSuccess { count } } }"
 AUDIT = """
 query($first: Int, $after: String, $filter: AuditFilter) {
@@ -63,7 +65,10 @@ async def test_someone_elses_session_is_not_found(gql: GraphQLClient, container:
     bobs = (await gql(SESSIONS, token=bob.access_token))["data"]["me"]["sessions"][0]["id"]
     for target in (bobs, "not-a-uuid", "00000000-0000-0000-0000-000000000000"):
         result = await gql(REVOKE_SESSION, {"id": target}, token=ann.access_token)
-        assert result["data"]["revokeSession"]["__typename"] == "NotFound"
+        assert result["data"]["revokeSession"] == {
+            "__typename": "NotFound",
+            "message": "No session with this id.",
+        }
     assert await me_code(gql, bob.access_token) is None
 
 
@@ -81,6 +86,16 @@ async def test_revoke_all_sessions(
     for other in others:
         assert await me_code(gql, other.access_token) == "UNAUTHENTICATED"
     assert (await me_code(gql, caller.access_token) is None) == caller_survives
+
+
+async def test_one_session_ended_is_singular(gql: GraphQLClient) -> None:
+    caller = await signed_up(gql)
+    await login(gql)
+    result = await gql(
+        "mutation { revokeAllSessions { ... on RevokeAllSessionsSuccess { message count } } }",
+        token=caller.access_token,
+    )
+    assert result["data"]["revokeAllSessions"] == {"message": "1 session ended.", "count": 1}
 
 
 async def test_sessions_need_a_token(gql: GraphQLClient) -> None:

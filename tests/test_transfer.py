@@ -325,7 +325,13 @@ async def test_overwrite_never_removes_the_last_active_admin(
     with pytest.raises(ImportFailed) as failed:
         await import_lines(container, lines, overwrite=True)
     assert (failed.value.first_line, failed.value.last_line) == (1, 2)
-    assert "last active admin" in str(failed.value)
+    message = str(failed.value)
+    assert message.startswith("lines 1 to 2 were not imported (rolled back): LastAdmin: ")
+    assert "last active admin" in message
+    assert not message.endswith(".")  # the CLI goes on after a semicolon
+    with pytest.raises(ImportFailed) as failed:
+        await import_lines(container, lines[1:], overwrite=True)
+    assert str(failed.value).startswith("line 1 was not imported (rolled back): LastAdmin: ")
     assert await role_names(container, "root@example.com") == ["admin"]
     assert await row_counts(container) == before  # new@ rolled back with its batch
     # Without --overwrite the line is a profile update and the role stays.

@@ -428,7 +428,12 @@ def _users_import(settings: Settings, args: argparse.Namespace) -> None:
         report = _run_for(run(source))
     except ImportFailed as exc:
         print(_import_summary(exc.report, name), file=sys.stderr)
-        _fail(f"{exc}; the lines before were imported, and running again is safe")
+        before = (
+            "nothing was imported"
+            if exc.first_line == 1
+            else f"the lines before line {exc.first_line} were imported"
+        )
+        _fail(f"{exc}; {before}, and running again is safe")
     finally:
         if source is not sys.stdin.buffer:
             source.close()

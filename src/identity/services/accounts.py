@@ -128,7 +128,7 @@ class Accounts:
             or session.revoked_at is not None
             or session.expires_at <= now
         ):
-            raise NotFound("No such session.")
+            raise NotFound("No session with this id.")
         await uow.sessions.revoke(session.id, now, "revoked_by_user")
         uow.audit.record(
             "session.revoked",

@@ -50,7 +50,7 @@ class Cursors:
             at, item_id = payload.decode().split("|")
             return datetime.fromisoformat(at), uuid.UUID(item_id)
         except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise InvalidPage("This cursor was not made by this server.") from None
+            raise InvalidPage("This cursor does not belong to this list.") from None
 
     async def page(
         self,

@@ -91,9 +91,12 @@ class ImportFailed(Exception):
     """A batch could not be written: it was rolled back whole; batches before it are kept."""
 
     def __init__(self, first_line: int, last_line: int, report: ImportReport, reason: str):
-        super().__init__(
-            f"lines {first_line} to {last_line} were not imported (rolled back): {reason}"
+        lines = (
+            f"line {first_line} was"
+            if first_line == last_line
+            else f"lines {first_line} to {last_line} were"
         )
+        super().__init__(f"{lines} not imported (rolled back): {reason.rstrip('.')}")
         self.first_line = first_line
         self.last_line = last_line
         self.report = report

@@ -31,6 +31,10 @@ def maybe(value: Any) -> Maybe[Any]:
     return UNSET if value is strawberry.UNSET else value
 
 
+def sessions_ended(count: int) -> str:
+    return f"{count} session{'' if count == 1 else 's'} ended."
+
+
 def parse_id(value: str, what: str = "object") -> uuid.UUID:
     """An ID argument as a UUID; a malformed one cannot name anything: NotFound."""
     try:

@@ -14,7 +14,7 @@ from identity.graphql.errors import (
     RateLimited,
     ValidationError,
 )
-from identity.graphql.mutations import maybe, mutation, parse_id
+from identity.graphql.mutations import maybe, mutation, parse_id, sessions_ended
 from identity.graphql.permissions import IsAuthenticated
 from identity.graphql.types import User
 
@@ -123,7 +123,7 @@ class AccountMutations:
             count = await info.context.container.accounts.revoke_all_sessions(
                 uow, principal, keep_current is not False
             )
-        return RevokeAllSessionsSuccess(message=f"{count} sessions ended.", count=count)
+        return RevokeAllSessionsSuccess(message=sessions_ended(count), count=count)
 
     @mutation(
         "Delete your own account, with its sessions; the last admin cannot.", IsAuthenticated()

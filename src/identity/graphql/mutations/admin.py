@@ -8,7 +8,7 @@ import strawberry
 
 from identity.graphql.context import GraphQLInfo
 from identity.graphql.errors import EmailAlreadyRegistered, LastAdmin, NotFound, ValidationError
-from identity.graphql.mutations import maybe, mutation, parse_id
+from identity.graphql.mutations import maybe, mutation, parse_id, sessions_ended
 from identity.graphql.permissions import HasPermission
 from identity.graphql.types import User
 from identity.services.admin import UserChanges
@@ -154,7 +154,7 @@ class AdminMutations:
             count = await info.context.container.admin.revoke_user_sessions(
                 uow, principal, parse_id(user_id, "user")
             )
-        return RevokeUserSessionsSuccess(message=f"{count} sessions ended.", count=count)
+        return RevokeUserSessionsSuccess(message=sessions_ended(count), count=count)
 
     @mutation("Give a user a role (idempotent).", HasPermission("roles:assign"))
     async def assign_role(

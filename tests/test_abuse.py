@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -102,6 +103,22 @@ async def test_account_lockout_refuses_even_the_right_password(
         await attempt(gql, "ann@example.com", "wrong guess!")
     second = await attempt(gql, "ann@example.com", PASSWORD)
     assert second["__typename"] == "RateLimited"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"rate_limit_login_account": "5/15minutes"}])
+async def test_a_concurrent_burst_of_guesses_gets_no_more_than_the_allowance(
+    gql: GraphQLClient, container: Container, limits_clock: FrozenClock
+) -> None:
+    # Each guess is counted before its hash is checked: of 30 sent at once, at most 5 are
+    # tried, and the account is locked afterwards even for the right password.
+    await register(gql)
+    guesses = [f"guess number {n}" for n in range(30)]
+    answers = await asyncio.gather(*(attempt(gql, "ann@example.com", g) for g in guesses))
+    kinds = [a["__typename"] for a in answers]
+    assert kinds.count("InvalidCredentials") == 5
+    assert kinds.count("RateLimited") == 25
+    assert (await attempt(gql, "ann@example.com", PASSWORD))["__typename"] == "RateLimited"
+    assert await scalar(container, "SELECT count(*) FROM sessions") == 0
 
 
 @pytest.mark.parametrize("settings_overrides", [{"rate_limit_login_account": "3/15minutes"}])

@@ -180,11 +180,11 @@ class Auth:
             reason = "unknown_email" if user is None else "wrong_password"
             await self._refuse(uow, user, email, reason, InvalidCredentials())
         assert user is not None
+        await self.throttle.credentials_succeeded(email)
         if not user.is_active:
             await self._refuse(uow, user, email, "disabled", AccountDisabled())
         if self.rt.settings.require_verified_email and not user.is_verified:
             await self._refuse(uow, user, email, "unverified", EmailNotVerified())
-        await self.throttle.credentials_succeeded(email)
         upgraded = await self.rt.hasher.hash(password) if verification.needs_rehash else None
         metrics.LOGINS.labels("success").inc()
         return await self.start_session(uow, user, client, password_hash=upgraded)

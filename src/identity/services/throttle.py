@@ -49,8 +49,14 @@ class Throttle:
     # Credential checks ----------------------------------------------------------------------
 
     async def before_credentials(self, uow: UnitOfWork, email: str, user: User | None) -> None:
-        """Refuse while the account is locked, even if the password would be right."""
-        retry_after = await self.limiter.blocked(self.login_account, email)
+        """Count the attempt, and refuse while the account is locked, even if the password
+        would be right.
+
+        Every attempt is counted before its password is checked, and a right password clears
+        the count: counted afterwards, a burst of concurrent guesses would all pass this check
+        while their hashes were still being verified.
+        """
+        retry_after = await self.limiter.hit(self.login_account, email)
         if retry_after is not None:
             raise RateLimited(retry_after)
         if await self.limiter.marked(_LOCKED, email):
@@ -59,10 +65,9 @@ class Throttle:
             uow.audit.record("auth.lockout_ended", subject=user.id if user else None, email=email)
 
     async def credentials_failed(self, uow: UnitOfWork, email: str, user: User | None) -> None:
-        """Count a wrong password; the failure that uses the allowance up locks the account."""
-        retry_after = await self.limiter.hit(self.login_account, email)
-        if retry_after is None:
-            retry_after = await self.limiter.blocked(self.login_account, email)
+        """A wrong password (already counted): the failure that used the allowance up locks
+        the account."""
+        retry_after = await self.limiter.blocked(self.login_account, email)
         if retry_after is not None and not await self.limiter.marked(_LOCKED, email):
             await self.limiter.mark(_LOCKED, email, _REMEMBER_LOCKOUT)
             log.warning(

@@ -103,6 +103,27 @@ async def test_roles_assign_cannot_make_an_admin(gql: GraphQLClient, container: 
         ASSIGN, {"user": helper.user_id, "role": reader["id"]}, token=helper.access_token
     )
     assert given["data"]["assignRole"]["__typename"] == "AssignRoleSuccess"
+    # But not to, or from, someone who holds more than the helper: the admin neither gains
+    # nor loses a role the helper could otherwise give or take.
+    mine = await gql(
+        ASSIGN, {"user": admin.user_id, "role": reader["id"]}, token=admin.access_token
+    )
+    assert mine["data"]["assignRole"]["__typename"] == "AssignRoleSuccess"
+    user_role = await role_id(gql, admin, "user")
+    for document, role in ((ASSIGN, user_role), (REVOKE, reader["id"])):
+        body = await gql(
+            document,
+            {"user": admin.user_id, "role": role},
+            token=helper.access_token,
+            expect_errors=True,
+        )
+        assert code(body) == "FORBIDDEN", body
+    held = await scalar(
+        container,
+        "SELECT count(*) FROM user_roles JOIN users ON users.id = user_roles.user_id "
+        "WHERE users.email = 'root@example.com'",
+    )
+    assert held == 2  # admin and reader, as before
 
 
 async def test_roles_write_cannot_grant_what_it_lacks(

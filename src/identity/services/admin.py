@@ -201,7 +201,7 @@ class Admin:
     async def assign_role(
         self, uow: UnitOfWork, actor: Principal, user_id: uuid.UUID, role_id: uuid.UUID
     ) -> User:
-        user = await self._user(uow, user_id)
+        user = await self._target(uow, actor, user_id)
         role = await self._role(uow, role_id)
         await self._ensure_grantable(uow, actor, role)
         if await uow.roles.grant(user.id, role.id):
@@ -214,7 +214,7 @@ class Admin:
     async def revoke_role(
         self, uow: UnitOfWork, actor: Principal, user_id: uuid.UUID, role_id: uuid.UUID
     ) -> User:
-        user = await self._user(uow, user_id)
+        user = await self._target(uow, actor, user_id)
         role = await self._role(uow, role_id)
         await self._ensure_grantable(uow, actor, role)
         if role.name == ADMIN_ROLE:

@@ -23,6 +23,7 @@ from identity.container import Container
 from identity.db.models import Session, User
 from identity.repositories.transfer import TransferRepository
 from identity.services.transfer import BadLine, ImportFailed, ImportReport
+from tests.admin_helpers import make_admin
 from tests.conftest import (
     LOGIN,
     PASSWORD,
@@ -338,6 +339,51 @@ async def test_overwrite_never_removes_the_last_active_admin(
     report, _ = await import_lines(container, lines)
     assert report.created == 1
     assert await role_names(container, "root@example.com") == ["admin"]
+
+
+async def test_overwrite_and_the_api_cannot_together_remove_the_last_admin(
+    gql: GraphQLClient, container: Container, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The import's last-admin check and the API's take the same lock (found by review)."""
+    if database.backend != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: the race needs PostgreSQL")
+    a = await make_admin(container, gql, "a@example.com")
+    b = await make_admin(container, gql, "b@example.com")
+    checked, go = asyncio.Event(), asyncio.Event()
+    count_holders = TransferRepository.active_holders
+
+    calls: list[int] = []
+
+    async def paused(self: TransferRepository, role_name: str) -> int:
+        holders = await count_holders(self, role_name)
+        calls.append(holders)
+        if len(calls) == 2:  # the check in the batch's transaction, before its commit
+            checked.set()
+            await go.wait()
+        return holders
+
+    monkeypatch.setattr(TransferRepository, "active_holders", paused)
+    deactivate_a = user_line("a@example.com", isActive=False)
+    importing = asyncio.create_task(import_lines(container, [deactivate_a], overwrite=True))
+    await checked.wait()
+    deactivate_b = asyncio.create_task(
+        gql(
+            "mutation($id: ID!) { updateUser(id: $id, input: {isActive: false}) { __typename } }",
+            {"id": b.user_id},
+            token=a.access_token,
+        )
+    )
+    await asyncio.sleep(0.5)  # without the lock, the API call would finish meanwhile
+    go.set()
+    await importing
+    answer = await deactivate_b
+    assert answer["data"]["updateUser"]["__typename"] == "LastAdmin"
+    active_admins = await scalar(
+        container,
+        "SELECT count(*) FROM users u JOIN user_roles ur ON ur.user_id = u.id "
+        "JOIN roles r ON r.id = ur.role_id WHERE r.name = 'admin' AND u.is_active",
+    )
+    assert active_admins == 1
 
 
 # Bad lines, batches, streaming -------------------------------------------------------------

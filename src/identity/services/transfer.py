@@ -189,6 +189,8 @@ class Transfer:
         """One batch, one transaction, a handful of statements whatever its size."""
         now = self.rt.clock.now()
         repo = uow.transfer
+        if overwrite:  # the API's last-admin guard takes the same lock
+            await uow.locks.hold("admins")
         await repo.plan_for_each_batch()
         # Only overwrite needs to know who was there and how: their sessions and roles.
         before = await repo.existing([r.email for r in rows]) if overwrite else {}

@@ -11,8 +11,10 @@ import pytest
 
 from identity.clock import FrozenClock
 from identity.container import Container
+from tests.admin_helpers import make_admin
 from tests.conftest import (
     PASSWORD,
+    REGISTER,
     GraphQLClient,
     Inbox,
     login,
@@ -345,6 +347,54 @@ async def test_email_change_walkthrough(
     assert (await gql(CONFIRM_CHANGE, {"token": token_in(confirm)}))["data"]["confirmEmailChange"][
         "__typename"
     ] == "InvalidToken"
+
+
+async def test_a_deactivated_account_can_use_none_of_its_links(
+    gql: GraphQLClient, container: Container, smtp: Inbox
+) -> None:
+    """Found by review: a banned user could confirm an email change and free the banned
+    address for a new sign-up."""
+    user = await signed_up(gql, "banned@example.com")
+    verify = (await wait_for_mail(container, smtp, "banned@example.com", subject=VERIFY_SUBJECT))[
+        -1
+    ]
+    result = await gql(
+        REQUEST_CHANGE,
+        {"email": "fresh@example.net", "password": PASSWORD},
+        token=user.access_token,
+    )
+    assert result["data"]["requestEmailChange"]["__typename"] == "RequestEmailChangeSuccess"
+    confirm = (await wait_for_mail(container, smtp, "fresh@example.net"))[0]
+    admin = await make_admin(container, gql)
+    deactivated = await gql(
+        "mutation($id: ID!) { updateUser(id: $id, input: {isActive: false}) { __typename } }",
+        {"id": user.user_id},
+        token=admin.access_token,
+    )
+    assert deactivated["data"]["updateUser"]["__typename"] == "UpdateUserSuccess"
+
+    changed = await gql(CONFIRM_CHANGE, {"token": token_in(confirm)})
+    assert changed["data"]["confirmEmailChange"]["__typename"] == "InvalidToken"
+    verified = await gql(VERIFY, {"token": token_in(verify)})
+    assert verified["data"]["verifyEmail"]["__typename"] == "InvalidToken"
+    assert not await scalar(
+        container, "SELECT is_verified FROM users WHERE email = 'banned@example.com'"
+    )
+    assert (
+        await scalar(container, "SELECT count(*) FROM users WHERE email = 'fresh@example.net'") == 0
+    )
+    again = await gql(
+        REGISTER,
+        {
+            "input": {
+                "email": "banned@example.com",
+                "password": PASSWORD,
+                "firstName": "B",
+                "lastName": "B",
+            }
+        },
+    )
+    assert again["data"]["register"]["__typename"] == "EmailAlreadyRegistered"
 
 
 async def test_email_change_confirmed_without_sign_in_ends_every_session(

@@ -156,6 +156,7 @@ class Admin:
         if "is_active" in changed and not values["is_active"]:
             await guard_last_admin(uow, user)
             await uow.sessions.revoke_all(user.id, now, "deactivated")
+            await uow.tokens.void(user.id, now)  # no link of theirs works while deactivated
         for name in changed:
             setattr(user, name, values[name])
         if changed:

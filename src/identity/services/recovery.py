@@ -116,7 +116,7 @@ class Recovery:
     async def verify_email(self, uow: UnitOfWork, token: str) -> User:
         row = await self.tokens.consume(uow, token, {VERIFY_EMAIL})
         user = await uow.users.get(row.user_id)
-        if user is None:
+        if user is None or not user.is_active:
             raise InvalidToken()
         user.is_verified = True
         user.updated_at = self.rt.clock.now()
@@ -157,7 +157,8 @@ class Recovery:
         """Switch the address; the user's other sessions end (the bearer's continues)."""
         row = await self.tokens.consume(uow, token, {EMAIL_CHANGE})
         user = await uow.users.get(row.user_id)
-        if user is None or row.payload is None:
+        # A deactivated account keeps its address: it must not free it for a new sign-up.
+        if user is None or not user.is_active or row.payload is None:
             raise InvalidToken()
         new_email = row.payload
         if await uow.users.email_taken(new_email, besides=user.id):

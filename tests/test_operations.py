@@ -110,6 +110,20 @@ def test_json_log_lines_keep_extras_and_drop_terminal_colours() -> None:
     assert "color_message" not in line
 
 
+async def test_database_errors_never_carry_the_bound_values(container: Container) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    with pytest.raises(DBAPIError) as raised:
+        async with container.reads() as db:
+            await db.execute(
+                text("SELECT * FROM no_such_table WHERE secret = :s"),
+                {"s": "$argon2id$v=19$a-password-hash"},
+            )
+    assert "no_such_table" in str(raised.value)
+    assert "a-password-hash" not in str(raised.value)
+
+
 # A database outage --------------------------------------------------------------------------
 
 

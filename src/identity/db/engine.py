@@ -18,6 +18,9 @@ from identity.config import Settings
 
 def create_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     url = settings.database_url
+    # Database errors end up in logs and in the outbox's last_error: never with the bound
+    # values (password hashes, addresses, token digests) that SQLAlchemy would append.
+    overrides.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **overrides)
         event.listen(engine.sync_engine, "connect", _sqlite_connect)

@@ -250,7 +250,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> None:
     except CommandError as exc:
         _fail(f"cannot migrate to {args.revision!r}: {exc}")
     after = _run_for(_revision(settings))
-    if before == after and args.revision not in ("head", after):
+    if before == after and args.revision not in ("head", "heads", after):
         _fail(
             f"the database is at {after}, which is not older than {args.revision}: "
             "nothing done (this command only upgrades)"

@@ -308,6 +308,18 @@ async def test_request_verification_sends_a_new_link_unless_verified(
     assert await scalar(container, "SELECT count(*) FROM outbox_messages") == outbox
 
 
+async def test_concurrent_requests_leave_one_live_link(
+    gql: GraphQLClient, container: Container
+) -> None:
+    user = await signed_up(gql)
+    await asyncio.gather(*(gql(REQUEST_VERIFICATION, token=user.access_token) for _ in range(4)))
+    live = await scalar(
+        container,
+        "SELECT count(*) FROM one_time_tokens WHERE purpose = 'verify_email' AND used_at IS NULL",
+    )
+    assert live == 1
+
+
 async def test_request_verification_needs_a_token(gql: GraphQLClient) -> None:
     body = await gql(REQUEST_VERIFICATION, expect_errors=True)
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"

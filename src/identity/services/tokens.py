@@ -41,7 +41,12 @@ class OneTimeTokens:
     async def issue(
         self, uow: UnitOfWork, user: User, purpose: str, payload: str | None = None
     ) -> OneTimeToken:
-        """A new token; the user's unused tokens of the same purpose stop working."""
+        """A new token; the user's unused tokens of the same purpose stop working.
+
+        Held under a lock per user: two requests at once must not each void only the tokens
+        committed before them and leave two live links.
+        """
+        await uow.locks.hold(f"one-time-tokens:{user.id}")
         now = self.rt.clock.now()
         await uow.tokens.void(user.id, now, purpose)
         row = OneTimeToken(

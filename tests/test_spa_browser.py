@@ -487,3 +487,62 @@ async def test_an_api_on_another_site_gets_no_cookie(
         assert all('"refreshToken":"' not in body for _, body in await watch.exchanges())
         await context.close()
         assert not watch.problems, watch.problems
+
+
+# The pages behind mailed links -------------------------------------------------------------
+
+
+def link_in_mail(stack: Stack, to: str, subject: str) -> str:
+    """The link in the newest message to `to` about `subject` that the file transport wrote."""
+    import email
+    import email.policy
+
+    for path in sorted(stack.mail.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if to in str(message["To"]) and subject in str(message["Subject"]):
+            body = message.get_body(("plain",))
+            assert body is not None
+            found = re.search(r"https?://\S+#token=[A-Za-z0-9_-]+", body.get_content())
+            assert found, body.get_content()
+            return found.group(0)
+    raise AssertionError(f"no message to {to} about {subject!r}")
+
+
+async def test_link_pages_use_a_token_only_when_the_person_acts(
+    stack: Stack, browser: Browser, artifacts_dir: Path
+) -> None:
+    from playwright.async_api import expect
+
+    email = "links@example.com"
+    names = {"firstName": "L", "lastName": "P"}
+    api_call(stack, REGISTER, {"i": {"email": email, "password": PASSWORD, **names}})
+    verified = "{ me { isVerified } }"
+    token = api_call(stack, LOGIN, {"i": {"email": email, "password": PASSWORD}})["data"]
+    token = token["login"]["accessToken"]
+    for _ in range(100):  # the outbox sender writes the message within a poll interval
+        if any(stack.mail.glob("*.eml")):
+            break
+        await asyncio.sleep(0.1)
+    link = link_in_mail(stack, email, "Confirm your email")
+    assert link.startswith(f"{stack.api}/verify-email#token=")
+
+    watch = Watch(stack.api)
+    context, page = await new_page(browser, watch, "links")
+    # Opening the page (as a link scanner would) uses nothing up.
+    await page.goto(link)
+    await expect(page.get_by_role("button", name="Confirm")).to_be_visible()
+    assert "#token" not in page.url  # the token left the address bar
+    assert api_call(stack, verified, {}, token)["data"]["me"]["isVerified"] is False
+    await page.get_by_role("button", name="Confirm").click()
+    await expect(page.locator("#status")).to_have_text(f"Done: {email} is confirmed.")
+    assert api_call(stack, verified, {}, token)["data"]["me"]["isVerified"] is True
+    await page.screenshot(path=str(artifacts_dir / "link-page-verified.png"), full_page=True)
+
+    # The same link again, in a new tab: the token is spent.
+    again = watch.page(await context.new_page(), "links again")
+    await again.goto(link)
+    await again.get_by_role("button", name="Confirm").click()
+    await expect(again.locator("#status")).to_have_class("error")
+    await expect(again.locator("#status")).to_have_text("The token is invalid or has expired.")
+    await context.close()
+    assert not watch.problems, watch.problems

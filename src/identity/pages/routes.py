@@ -16,8 +16,8 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 PAGES = {
     "reset-password": "Choose a new password",
-    "verify-email": "Confirming your email address",
-    "confirm-email-change": "Confirming your new email address",
+    "verify-email": "Confirm your email address",
+    "confirm-email-change": "Confirm your new email address",
 }
 _ASSETS = {"pages.js": "text/javascript", "pages.css": "text/css"}
 # The page scripts come from this origin only; nothing inline, nothing from elsewhere.

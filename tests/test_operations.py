@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,11 @@ import orjson
 import pytest
 
 from identity.app import create_app
+from identity.clock import FrozenClock
 from identity.container import Container
+from identity.db.models import OutboxMessage
 from identity.logs import JSONFormatter
+from identity.services.mail import MailDelivery
 from tests.conftest import (
     LOGIN,
     PASSWORD,
@@ -27,6 +32,7 @@ from tests.conftest import (
     Inbox,
     make_settings,
     reset_database,
+    scalar,
     signed_up,
 )
 from tests.tcpproxy import TCPProxy
@@ -233,6 +239,53 @@ def call(url: str, query: str, variables: dict[str, Any] | None = None) -> Any:
 
 
 REFRESH = "mutation($t: String) { refreshToken(input: {refreshToken: $t}) { __typename ... on AuthPayload { refreshToken } } }"
+
+
+class SlowMailer:
+    """Records what it sends; each send takes three minutes of the frozen clock."""
+
+    def __init__(self, clock: FrozenClock, after_second: Any = None) -> None:
+        self.clock, self.after_second, self.sent = clock, after_second, list[str]()
+
+    async def send(self, message: EmailMessage) -> None:
+        self.sent.append(str(message["To"]))
+        self.clock.advance(minutes=3)
+        if len(self.sent) == 2 and self.after_second is not None:
+            await self.after_second()
+
+
+@pytest.mark.parametrize("settings_overrides", [{"mail_poll_interval": 3600}])
+async def test_a_slow_smtp_server_does_not_make_two_instances_send_one_message(
+    container: Container, clock: FrozenClock
+) -> None:
+    """A batch is claimed at once and sent one by one: once a slow SMTP server has outlasted
+    the batch's lease, another instance claims the rest, and the first must skip them."""
+    async with container.unit_of_work() as uow:
+        for n in range(3):  # queued directly: the app's own sender is not woken up
+            at = clock.now() + timedelta(seconds=n)
+            uow.outbox_messages.add(
+                OutboxMessage(
+                    id=uuid.uuid4(),
+                    created_at=at,
+                    template="password_changed",
+                    recipient=f"u{n}@example.com",
+                    context={"first_name": "U"},
+                    attempts=0,
+                    next_attempt_at=at,
+                )
+            )
+        await uow.commit()
+    clock.advance(seconds=3)
+    mail = container.mail
+    b_mailer = SlowMailer(clock)
+    b = MailDelivery(mail.rt, mail.tokens, b_mailer, mail.renderer, mail.unit_of_work)
+    a_mailer = SlowMailer(clock, after_second=b.deliver_due)  # B polls 6 minutes in
+    a = MailDelivery(mail.rt, mail.tokens, a_mailer, mail.renderer, mail.unit_of_work)
+    await a.deliver_due()
+    assert sorted(a_mailer.sent + b_mailer.sent) == [f"u{n}@example.com" for n in range(3)]
+    assert b_mailer.sent == ["u2@example.com"]  # the one A had not reached
+    unsent = "SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL"
+    assert await scalar(container, unsent) == 0
 
 
 async def test_two_instances_share_sessions_limits_keys_and_outbox(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.db.models import OutboxMessage
+from identity.repositories import rowcount
 
 
 class OutboxRepository:
@@ -43,22 +44,35 @@ class OutboxRepository:
             message.attempts += 1
         return messages
 
-    async def mark_sent(self, message_id: uuid.UUID, now: datetime) -> None:
-        await self.db.execute(
-            update(OutboxMessage).where(OutboxMessage.id == message_id).values(sent_at=now)
+    # A claim is known by its attempt number: a later claim (by any instance, once the lease
+    # has run out) counts another attempt, and the earlier claimant then touches nothing.
+
+    def _claimed(self, message: OutboxMessage) -> Any:
+        return update(OutboxMessage).where(
+            OutboxMessage.id == message.id,
+            OutboxMessage.attempts == message.attempts,
+            OutboxMessage.sent_at.is_(None),
+            OutboxMessage.failed_at.is_(None),
         )
 
+    async def renew(self, message: OutboxMessage, lease_until: datetime) -> bool:
+        """Extend this claim's lease; False if another claim has taken the message."""
+        return (
+            await rowcount(self.db, self._claimed(message).values(next_attempt_at=lease_until)) == 1
+        )
+
+    async def mark_sent(self, message: OutboxMessage, now: datetime) -> None:
+        await self.db.execute(self._claimed(message).values(sent_at=now))
+
     async def mark_failed_attempt(
-        self, message_id: uuid.UUID, error: str, retry_at: datetime | None, now: datetime
+        self, message: OutboxMessage, error: str, retry_at: datetime | None, now: datetime
     ) -> None:
         values: dict[str, object] = {"last_error": error[:2000]}
         if retry_at is None:
             values["failed_at"] = now
         else:
             values["next_attempt_at"] = retry_at
-        await self.db.execute(
-            update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values)
-        )
+        await self.db.execute(self._claimed(message).values(**values))
 
     async def pending(self, limit: int = 100) -> list[OutboxMessage]:
         stmt = (

@@ -27,6 +27,9 @@ log = logging.getLogger("identity.mail")
 
 LEASE = timedelta(minutes=5)
 BATCH = 20
+# One send may take at most half a lease (a tarpitting SMTP server is cut off and retried
+# later), so the lease renewed just before it always outlasts it.
+SEND_TIMEOUT = LEASE.total_seconds() / 2
 
 
 class Undeliverable(Exception):
@@ -62,6 +65,8 @@ class MailDelivery:
                 return sent
             expanded = False
             for message in batch:
+                if not await self._still_ours(message):
+                    continue
                 if message.template in self.expanders:
                     await self._expand(message)
                     expanded = True
@@ -76,12 +81,24 @@ class MailDelivery:
         try:
             async with self.unit_of_work() as uow:
                 await self.expanders[message.template](uow, message.recipient)
-                await uow.outbox_messages.mark_sent(message.id, self.rt.clock.now())
+                await uow.outbox_messages.mark_sent(message, self.rt.clock.now())
                 await uow.commit()
         except Exception as exc:
             log.warning("outbox entry %s (%s) failed", message.id, message.template, exc_info=True)
             final = message.attempts >= self.rt.settings.mail_max_attempts
             await self._record_failure(message, f"{type(exc).__name__}: {exc}", final=final)
+
+    async def _still_ours(self, message: OutboxMessage) -> bool:
+        """Renew the lease just before the message is handled.
+
+        A batch is claimed at once, but its messages are sent one by one and a slow SMTP
+        server can outlast the batch's lease; another instance may then have claimed what
+        this one has not reached yet. Renewed here, the lease covers this one send.
+        """
+        async with self.unit_of_work() as uow:
+            ours = await uow.outbox_messages.renew(message, self.rt.clock.now() + LEASE)
+            await uow.commit()
+        return ours
 
     async def _measure_depth(self) -> None:
         async with self.unit_of_work() as uow:
@@ -90,7 +107,8 @@ class MailDelivery:
     async def _deliver(self, message: OutboxMessage) -> bool:
         try:
             email = await self._render(message)
-            await self.mailer.send(email)
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await self.mailer.send(email)
         except Undeliverable as exc:
             await self._record_failure(message, str(exc), final=True)
             return False
@@ -108,7 +126,7 @@ class MailDelivery:
             await self._record_failure(message, f"{type(exc).__name__}: {exc}", final=final)
             return False
         async with self.unit_of_work() as uow:
-            await uow.outbox_messages.mark_sent(message.id, self.rt.clock.now())
+            await uow.outbox_messages.mark_sent(message, self.rt.clock.now())
             await uow.commit()
         metrics.MAIL_SENT.labels(message.template).inc()
         log.info("mail %s (%s) delivered", message.id, message.template)
@@ -131,7 +149,7 @@ class MailDelivery:
         now = self.rt.clock.now()
         retry_at = None if final else now + _backoff(message.attempts)
         async with self.unit_of_work() as uow:
-            await uow.outbox_messages.mark_failed_attempt(message.id, error, retry_at, now)
+            await uow.outbox_messages.mark_failed_attempt(message, error, retry_at, now)
             await uow.commit()
 
     async def run(self, wakeup: asyncio.Event, stop: asyncio.Event) -> None:

@@ -70,10 +70,15 @@ async def test_operation_names_cannot_flood_the_metrics(
     for _ in range(5):
         await gql(f"query Weird_{uuid.uuid4().hex} {{ me {{ id }} }}")
     await gql("query Evil { me { id } }", headers={})
+    # A name that names no operation of the document is no label either.
+    for n in range(3):
+        body = {"query": "{ __typename }", "operationName": f"Junk{n}"}
+        assert (await client.post("/graphql", json=body)).status_code == 200
     response = await client.get(
         "/metrics", headers={"Authorization": "Bearer metrics-secret-token"}
     )
     assert 'operation="Evil"' in response.text
+    assert "Junk" not in response.text
     from identity import metrics
 
     assert metrics.operation_label("x" * 65) == "other"

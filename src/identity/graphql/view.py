@@ -121,10 +121,11 @@ class GraphQLEndpoint:
         sub_response = Response()
         context = Context(request, sub_response, self.container)
         document, errors = self.documents.get(query)
+        name_requested, name = name, None  # logs and metrics name only an operation that ran
         if document is None:
             result = ExecutionResult(data=None, errors=errors)
         else:
-            operation = get_operation_ast(document, name)
+            operation = get_operation_ast(document, name_requested)
             if operation is not None and operation.operation not in allowed:
                 return _refusal(405, "Mutations need POST.", {"Allow": "POST"})
             outcome = execute(
@@ -132,14 +133,15 @@ class GraphQLEndpoint:
                 document,
                 context_value=context,
                 variable_values=variables,
-                operation_name=name,
+                operation_name=name_requested,
                 executor_class=StrawberryGraphQLCoreExecutionContext,
                 is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
                 # Variables are checked here, not in validation: no "Did you mean" there either.
                 hide_suggestions=self.documents.hide_suggestions,
             )
             result = await outcome if isinstance(outcome, Awaitable) else outcome
-            name = name or (operation.name.value if operation and operation.name else None)
+            if operation is not None and operation.name is not None:
+                name = operation.name.value
         return self.answer(context, sub_response, result, name)
 
     def answer(

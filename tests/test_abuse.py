@@ -412,6 +412,23 @@ async def test_many_aliases_are_refused(client: httpx.AsyncClient) -> None:
     assert response.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
 
 
+async def test_aliases_in_fragments_count_each_time_they_are_spread(
+    client: httpx.AsyncClient,
+) -> None:
+    # 4 + 4 + 3 = 11 aliases written, 4 * 4 * 3 and more executed: refused.
+    query = """
+    { a: me { ...R } b: me { ...R } c: me { ...R } d: me { ...R } }
+    fragment R on User { r1: roles { ...P } r2: roles { ...P } r3: roles { ...P } r4: roles { ...P } }
+    fragment P on Role { p1: permissions { code } p2: permissions { code } p3: permissions { code } }
+    """
+    response = await client.post("/graphql", json={"query": query})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["message"] == "More than 15 aliases in one request."
+    # A fragment with a few aliases, spread once, is fine.
+    fine = "{ me { ...F } } fragment F on User { a: id b: email }"
+    assert "errors" not in (await client.post("/graphql", json={"query": fine})).json()
+
+
 async def test_five_megabyte_body_gets_413(client: httpx.AsyncClient, container: Container) -> None:
     before = await row_counts(container)
     response = await client.post(

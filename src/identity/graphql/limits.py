@@ -88,19 +88,53 @@ def _depth(
 
 def alias_rule(max_aliases: int) -> type[ASTValidationRule]:
     class MaxAliases(ValidationRule):
+        """Aliases as executed: a fragment counts each time it is spread, so nesting
+        fragments cannot multiply aliases past the bound."""
+
         def __init__(self, context: ValidationContext) -> None:
             super().__init__(context)
-            self.count = 0
-
-        def enter_field(self, node: FieldNode, *_: Any) -> None:
-            if node.alias is not None:
-                self.count += 1
-                if self.count == max_aliases + 1:
-                    self.report_error(
-                        too_complex(f"More than {max_aliases} aliases in one request.", node)
-                    )
+            definitions = context.document.definitions
+            fragments = {
+                d.name.value: d for d in definitions if isinstance(d, FragmentDefinitionNode)
+            }
+            memo: dict[str, int] = {}
+            for definition in definitions:
+                if isinstance(definition, OperationDefinitionNode):
+                    count = _aliases(definition.selection_set, fragments, memo, frozenset())
+                    if count > max_aliases:
+                        context.report_error(
+                            too_complex(
+                                f"More than {max_aliases} aliases in one request.", definition
+                            )
+                        )
 
     return MaxAliases
+
+
+def _aliases(
+    selection_set: SelectionSetNode,
+    fragments: dict[str, FragmentDefinitionNode],
+    memo: dict[str, int],
+    path: frozenset[str],
+) -> int:
+    count = 0
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode):
+            below = selection.selection_set
+            count += (selection.alias is not None) + (
+                _aliases(below, fragments, memo, path) if below else 0
+            )
+        elif isinstance(selection, InlineFragmentNode):
+            count += _aliases(selection.selection_set, fragments, memo, path)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            fragment = fragments.get(name)
+            if fragment is None or name in path:  # unknown or cyclic: other rules report it
+                continue
+            if name not in memo:
+                memo[name] = _aliases(fragment.selection_set, fragments, memo, path | {name})
+            count += memo[name]
+    return count
 
 
 class OneCredentialCheck(ValidationRule):

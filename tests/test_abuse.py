@@ -166,6 +166,31 @@ async def test_address_limit_spans_accounts_and_honours_trusted_proxies(
     ] == "InvalidCredentials"
 
 
+@pytest.mark.parametrize(
+    ("forwarded", "client"),
+    [
+        ("198.51.100.20", "198.51.100.20"),
+        ("198.51.100.20:4711", "198.51.100.20"),  # some load balancers add the port
+        ("[2001:db8::1]", "2001:db8::1"),
+        ("[2001:db8::1]:4711", "2001:db8::1"),
+        ("2001:db8::1", "2001:db8::1"),
+        ("1.2.3.4, 198.51.100.20:4711, 10.0.0.2", "198.51.100.20"),  # 10.0.0.2: a proxy
+        ("not an address", "10.0.0.1"),  # garbled: the proxy is the best we know
+        ("[2001:db8::1", "10.0.0.1"),
+    ],
+)
+def test_forwarded_hops_with_ports_and_brackets(forwarded: str, client: str) -> None:
+    from identity.http import RequestMiddleware
+
+    middleware = RequestMiddleware(
+        lambda *_: None,  # type: ignore[arg-type]
+        max_body_size=1024,
+        trusted_proxies=["10.0.0.0/8"],
+    )
+    scope = {"client": ("10.0.0.1", 5555), "headers": [(b"x-forwarded-for", forwarded.encode())]}
+    assert middleware.client_address(scope) == client
+
+
 @pytest.mark.parametrize("settings_overrides", [{"rate_limit_login_address": "2/minute"}])
 async def test_forwarded_for_is_ignored_without_a_trusted_proxy(
     gql: GraphQLClient, limits_clock: FrozenClock
@@ -585,3 +610,13 @@ async def test_security_headers_on_answers(client: httpx.AsyncClient) -> None:
     csp = page.headers["content-security-policy"]
     assert "https://unpkg.com" in csp  # GraphiQL still runs in development
     assert "frame-ancestors 'none'" in csp
+
+
+@pytest.mark.parametrize("given", ["trace-1", "abc\n", "x" * 65, "a b", ""])
+def test_request_ids_from_clients_are_kept_only_when_plain(given: str) -> None:
+    from identity.http import _request_id
+
+    kept = _request_id({"headers": [(b"x-request-id", given.encode())]})
+    assert (kept == given) == (given == "trace-1")
+    assert "\n" not in kept
+    assert len(kept) <= 64

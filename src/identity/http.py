@@ -15,7 +15,7 @@ from identity import metrics
 
 log = logging.getLogger("identity.access")
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -111,14 +111,14 @@ class RequestMiddleware:
         peer: str | None = client[0] if client else None
         if peer is None or not self.trusted or not self._trusted(peer):
             return peer
-        hops: list[str] = [
-            hop.strip()
+        hops = [
+            _without_port(hop.strip())
             for name, value in scope["headers"]
             if name == b"x-forwarded-for"
             for hop in value.decode("latin-1").split(",")
         ]
         for hop in reversed(hops):
-            if not _is_address(hop):
+            if hop is None:
                 return peer  # a garbled header: the proxy is the best we know
             if not self._trusted(hop):
                 return hop
@@ -132,19 +132,24 @@ class RequestMiddleware:
         return any(ip in network for network in self.trusted)
 
 
-def _is_address(text: str) -> bool:
+def _without_port(hop: str) -> str | None:
+    """An X-Forwarded-For hop as a bare address; some proxies write `1.2.3.4:5678`,
+    `[2001:db8::1]` or `[2001:db8::1]:5678`. None if it is no address."""
+    if hop.startswith("["):
+        hop = hop[1 : hop.find("]")] if "]" in hop else ""
+    elif hop.count(":") == 1:  # IPv4 with a port (a bare IPv6 address has several colons)
+        hop = hop.split(":", 1)[0]
     try:
-        ipaddress.ip_address(text)
+        return str(ipaddress.ip_address(hop))
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             text: str = value.decode("latin-1")
-            if _REQUEST_ID.match(text):
+            if _REQUEST_ID.fullmatch(text):
                 return text
             break
     return os.urandom(16).hex()

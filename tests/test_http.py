@@ -226,3 +226,31 @@ async def test_errors_about_variables_do_not_echo_their_values(gql: GraphQLClien
     message = body["errors"][0]["message"]
     assert "unknown field 'extra'" in message
     assert "my secret passphrase" not in str(body)
+
+
+async def test_head_is_answered_like_get(client: httpx.AsyncClient) -> None:
+    get = await client.get("/graphql", params={"query": "{ __typename }"})
+    head = await client.head("/graphql", params={"query": "{ __typename }"})
+    assert (get.status_code, head.status_code) == (200, 200)
+    assert head.headers["content-type"] == get.headers["content-type"]
+    refused = await client.request("PUT", "/graphql")
+    assert refused.status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("application/json", 200),
+        ("Application/JSON", 200),
+        ("application/json; charset=utf-8", 200),
+        ("application/jsonx", 400),
+        ("text/plain", 400),
+    ],
+)
+async def test_the_media_type_is_compared_whole_and_in_any_case(
+    client: httpx.AsyncClient, content_type: str, status: int
+) -> None:
+    response = await client.post(
+        "/graphql", content=b'{"query": "{ __typename }"}', headers={"Content-Type": content_type}
+    )
+    assert response.status_code == status

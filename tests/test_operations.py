@@ -56,6 +56,7 @@ async def test_metrics_need_the_bearer_token(client: httpx.AsyncClient, gql: Gra
         "/metrics", headers={"Authorization": "Bearer metrics-secret-token"}
     )
     assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
     text = response.text
     assert 'identity_logins_total{outcome="success"}' in text
     assert 'identity_graphql_request_duration_seconds_count{operation="Login",outcome="ok"}' in text

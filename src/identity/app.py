@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
             return JSONResponse({"error": "unauthorized"}, 401, {"WWW-Authenticate": "Bearer"})
         body, content_type = metrics.render(_pool_status(container))
-        return Response(body, media_type=content_type)
+        return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

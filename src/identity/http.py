@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from identity import metrics
@@ -130,6 +131,12 @@ class RequestMiddleware:
         except ValueError:
             return False
         return any(ip in network for network in self.trusted)
+
+
+def is_json(request: Request) -> bool:
+    """Content-Type application/json, in any case, with or without parameters."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0]
+    return media_type.strip().lower() == "application/json"
 
 
 def _without_port(hop: str) -> str | None:

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from identity.config import Settings
+from identity.http import is_json
 
 CSRF_HEADER = "X-Requested-With"
 
@@ -54,8 +55,7 @@ def refresh_token_from(request: Request, settings: Settings, given: str | None) 
     cookie = request.cookies.get(cookie_name(settings))
     if cookie is None:
         return None
-    content_type = request.headers.get("content-type", "")
-    if not request.headers.get(CSRF_HEADER) or not content_type.startswith("application/json"):
+    if not request.headers.get(CSRF_HEADER) or not is_json(request):
         raise GraphQLError(
             f"Requests that use the refresh cookie must be JSON and carry the {CSRF_HEADER} "
             "header.",

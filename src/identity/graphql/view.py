@@ -28,7 +28,7 @@ from identity.container import Container
 from identity.graphql.context import Context
 from identity.graphql.graphiql import PUBLIC_CDN, graphiql_page
 from identity.graphql.schema import Documents, Schema
-from identity.http import BodyTooLarge
+from identity.http import BodyTooLarge, is_json
 
 log = logging.getLogger("identity.graphql")
 
@@ -70,12 +70,12 @@ class GraphQLEndpoint:
     async def handle(self, request: Request) -> Response:
         if request.method == "POST":
             return await self.post(request)
-        if request.method == "GET":
+        if request.method in ("GET", "HEAD"):  # HEAD: the GET answer's headers
             return await self.get(request)
-        return _refusal(405, "Use GET or POST.", {"Allow": "GET, POST"})
+        return _refusal(405, "Use GET or POST.", {"Allow": "GET, HEAD, POST"})
 
     async def post(self, request: Request) -> Response:
-        if not request.headers.get("content-type", "").startswith(_JSON):
+        if not is_json(request):
             return _refusal(400, "Send the operation as application/json.")
         try:
             data = orjson.loads(await request.body())

@@ -6,6 +6,7 @@ rules are classes built once per schema, so validation results stay cacheable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from graphql import (
@@ -38,52 +39,17 @@ def depth_rule(max_depth: int) -> type[ASTValidationRule]:
     class MaxDepth(ValidationRule):
         def __init__(self, context: ValidationContext) -> None:
             super().__init__(context)
-            definitions = context.document.definitions
-            fragments = {
-                d.name.value: d for d in definitions if isinstance(d, FragmentDefinitionNode)
-            }
-            memo: dict[str, int] = {}
-            for definition in definitions:
-                if isinstance(definition, OperationDefinitionNode):
-                    depth = _depth(definition.selection_set, fragments, memo, frozenset())
-                    if depth > max_depth:
-                        name = definition.name.value if definition.name else "the operation"
-                        context.report_error(
-                            too_complex(
-                                f"{name} is {depth} levels deep; at most {max_depth} are allowed.",
-                                definition,
-                            )
+            for operation, depth in _measure(context, _levels, max):
+                if depth > max_depth:
+                    name = operation.name.value if operation.name else "the operation"
+                    context.report_error(
+                        too_complex(
+                            f"{name} is {depth} levels deep; at most {max_depth} are allowed.",
+                            operation,
                         )
+                    )
 
     return MaxDepth
-
-
-def _depth(
-    selection_set: SelectionSetNode,
-    fragments: dict[str, FragmentDefinitionNode],
-    memo: dict[str, int],
-    path: frozenset[str],
-) -> int:
-    deepest = 0
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            below = selection.selection_set
-            depth = 1 + (_depth(below, fragments, memo, path) if below else 0)
-        elif isinstance(selection, InlineFragmentNode):
-            depth = _depth(selection.selection_set, fragments, memo, path)
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            fragment = fragments.get(name)
-            if fragment is None or name in path:  # unknown or cyclic: other rules report it
-                depth = 0
-            elif name in memo:
-                depth = memo[name]
-            else:
-                depth = memo[name] = _depth(fragment.selection_set, fragments, memo, path | {name})
-        else:  # pragma: no cover - the grammar has no other selections
-            depth = 0
-        deepest = max(deepest, depth)
-    return deepest
 
 
 def alias_rule(max_aliases: int) -> type[ASTValidationRule]:
@@ -93,48 +59,58 @@ def alias_rule(max_aliases: int) -> type[ASTValidationRule]:
 
         def __init__(self, context: ValidationContext) -> None:
             super().__init__(context)
-            definitions = context.document.definitions
-            fragments = {
-                d.name.value: d for d in definitions if isinstance(d, FragmentDefinitionNode)
-            }
-            memo: dict[str, int] = {}
-            for definition in definitions:
-                if isinstance(definition, OperationDefinitionNode):
-                    count = _aliases(definition.selection_set, fragments, memo, frozenset())
-                    if count > max_aliases:
-                        context.report_error(
-                            too_complex(
-                                f"More than {max_aliases} aliases in one request.", definition
-                            )
-                        )
+            for operation, count in _measure(context, _aliases, sum):
+                if count > max_aliases:
+                    context.report_error(
+                        too_complex(f"More than {max_aliases} aliases in one request.", operation)
+                    )
 
     return MaxAliases
 
 
-def _aliases(
-    selection_set: SelectionSetNode,
-    fragments: dict[str, FragmentDefinitionNode],
-    memo: dict[str, int],
-    path: frozenset[str],
-) -> int:
-    count = 0
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            below = selection.selection_set
-            count += (selection.alias is not None) + (
-                _aliases(below, fragments, memo, path) if below else 0
-            )
-        elif isinstance(selection, InlineFragmentNode):
-            count += _aliases(selection.selection_set, fragments, memo, path)
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            fragment = fragments.get(name)
-            if fragment is None or name in path:  # unknown or cyclic: other rules report it
-                continue
-            if name not in memo:
-                memo[name] = _aliases(fragment.selection_set, fragments, memo, path | {name})
-            count += memo[name]
-    return count
+def _levels(field: FieldNode, below: int) -> int:
+    return 1 + below
+
+
+def _aliases(field: FieldNode, below: int) -> int:
+    return (field.alias is not None) + below
+
+
+def _measure(
+    context: ValidationContext,
+    field: Callable[[FieldNode, int], int],
+    combine: Callable[[list[int]], int],
+) -> list[tuple[OperationDefinitionNode, int]]:
+    """A number for each operation, fragments expanded as executed: `field` gives a field's
+    number from its selections' (`below`), `combine` joins the numbers of one selection set
+    (max for depth, sum for counts). Each fragment is measured once."""
+    definitions = context.document.definitions
+    fragments = {d.name.value: d for d in definitions if isinstance(d, FragmentDefinitionNode)}
+    memo: dict[str, int] = {}
+
+    def measure(selection_set: SelectionSetNode, path: frozenset[str]) -> int:
+        values = [0]
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                below = selection.selection_set
+                values.append(field(selection, measure(below, path) if below else 0))
+            elif isinstance(selection, InlineFragmentNode):
+                values.append(measure(selection.selection_set, path))
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = fragments.get(name)
+                if fragment is None or name in path:  # unknown or cyclic: other rules report it
+                    continue
+                if name not in memo:
+                    memo[name] = measure(fragment.selection_set, path | {name})
+                values.append(memo[name])
+        return combine(values)
+
+    return [
+        (d, measure(d.selection_set, frozenset()))
+        for d in definitions
+        if isinstance(d, OperationDefinitionNode)
+    ]
 
 
 class OneCredentialCheck(ValidationRule):

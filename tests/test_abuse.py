@@ -482,20 +482,20 @@ COOKIE_LOGOUT = "mutation { logout(input: {}) { __typename } }"
 CSRF = {"X-Requested-With": "identity-spa"}
 
 
+async def cookie_login(client: httpx.AsyncClient, gql: GraphQLClient) -> httpx.Response:
+    """Register ann and sign in; in cookie mode the answer sets the refresh cookie."""
+    await register(gql)
+    variables = {"i": {"email": "ann@example.com", "password": PASSWORD}}
+    return await client.post("/graphql", json={"query": COOKIE_LOGIN, "variables": variables})
+
+
 @pytest.mark.parametrize(
     "settings_overrides", [{"refresh_cookie": True, "public_url": "https://id.example.com"}]
 )
 async def test_cookie_mode_round_trip(
     client: httpx.AsyncClient, gql: GraphQLClient, container: Container, clock: FrozenClock
 ) -> None:
-    await register(gql)
-    response = await client.post(
-        "/graphql",
-        json={
-            "query": COOKIE_LOGIN,
-            "variables": {"i": {"email": "ann@example.com", "password": PASSWORD}},
-        },
-    )
+    response = await cookie_login(client, gql)
     payload = response.json()["data"]["login"]
     assert payload["refreshToken"] is None  # never reaches JavaScript
     cookie = response.headers["set-cookie"]
@@ -535,14 +535,7 @@ async def test_cookie_mode_round_trip(
 async def test_cookie_requests_without_the_header_or_json_are_refused(
     client: httpx.AsyncClient, gql: GraphQLClient, container: Container
 ) -> None:
-    await register(gql)
-    response = await client.post(
-        "/graphql",
-        json={
-            "query": COOKIE_LOGIN,
-            "variables": {"i": {"email": "ann@example.com", "password": PASSWORD}},
-        },
-    )
+    response = await cookie_login(client, gql)
     jar = {"Cookie": response.headers["set-cookie"].split(";")[0]}
     counter = await scalar(container, "SELECT refresh_counter FROM sessions")
 
@@ -567,14 +560,7 @@ async def test_cookie_requests_without_the_header_or_json_are_refused(
 async def test_plain_http_development_cookie_drops_secure_and_prefix(
     client: httpx.AsyncClient, gql: GraphQLClient
 ) -> None:
-    await register(gql)
-    response = await client.post(
-        "/graphql",
-        json={
-            "query": COOKIE_LOGIN,
-            "variables": {"i": {"email": "ann@example.com", "password": PASSWORD}},
-        },
-    )
+    response = await cookie_login(client, gql)
     cookie = response.headers["set-cookie"]
     assert cookie.startswith("identity-refresh=")
     assert "secure" not in cookie.lower()

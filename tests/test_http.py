@@ -116,6 +116,11 @@ async def test_body_over_the_bound_gets_413_before_parsing(
     assert await row_counts(container) == before
 
 
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{}, {"cors_origins": "https://app.example.com"}],  # CORS wraps the app in another layer
+    ids=["plain", "cors"],
+)
 async def test_chunked_body_over_the_bound_gets_413(client: httpx.AsyncClient) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(100):

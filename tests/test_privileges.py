@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -201,18 +200,6 @@ async def test_a_wrong_current_password_says_so(gql: GraphQLClient) -> None:
         token=user.access_token,
     )
     assert body["data"]["changePassword"]["message"] == "The current password is incorrect."
-
-
-@pytest.mark.parametrize("settings_overrides", [{"cors_origins": "https://app.example.com"}])
-async def test_chunked_body_over_the_bound_gets_413_with_cors(client: httpx.AsyncClient) -> None:
-    async def chunks() -> AsyncIterator[bytes]:
-        for _ in range(100):
-            yield b"x" * 10_000
-
-    response = await client.post(
-        "/graphql", content=chunks(), headers={"content-type": "application/json"}
-    )
-    assert response.status_code == 413
 
 
 LOGIN_ONE = (

@@ -144,7 +144,7 @@ def test_sign_and_verify_each_algorithm(alg: str) -> None:
 
 
 def test_private_key_is_encrypted_at_rest() -> None:
-    from cryptography.exceptions import InvalidTag
+    from identity.security.derive import Unsealable
 
     key = stored()
     assert b"PRIVATE KEY" not in key.private_key
@@ -152,7 +152,7 @@ def test_private_key_is_encrypted_at_rest() -> None:
     other = KeyRing(
         ServerSecret(b"other" * 10), issuer="i", audience="a", access_token_ttl=900, leeway=0
     )
-    with pytest.raises(InvalidTag):  # a database backup without the secret is useless
+    with pytest.raises(Unsealable):  # a database backup without the secret is useless
         other.load([key])
 
 
@@ -252,3 +252,57 @@ def test_revoked_key_is_dropped_at_once() -> None:
         keyring.verify(token, NOW)
     assert keyring.jwks(NOW) == {"keys": []}
     assert not keyring.has_signer(NOW)
+
+
+# Secret rotation: fallbacks verify and open, only the current secret makes -----------------
+
+
+def test_a_fallback_secret_checks_and_opens_what_it_made_but_makes_nothing_new() -> None:
+    old, new = b"o" * 48, b"n" * 48
+    before = ServerSecret(old)
+    during = ServerSecret(new, [old])
+    token = before.token("reset", b"i" * 16, b"bound")
+    sealed = before.seal("totp-secret", b"JBSWY3DPEHPK3PXP", b"factor-1")
+    cursor_mac = before.mac("cursor:users", b"payload")[:12]
+
+    assert during.check("reset", *_split(token), b"bound")
+    assert during.unseal("totp-secret", sealed, b"factor-1") == b"JBSWY3DPEHPK3PXP"
+    assert during.sealed_with("totp-secret", sealed, b"factor-1") == 1
+    assert during.verify_mac("cursor:users", b"payload", cursor_mac)
+    # New things are made with the current secret only: the old secret alone cannot read them.
+    fresh = during.seal("totp-secret", b"secret", b"factor-2")
+    assert during.sealed_with("totp-secret", fresh, b"factor-2") == 0
+    assert before.sealed_with("totp-secret", fresh, b"factor-2") is None
+    assert not before.check("reset", *_split(during.token("reset", b"i" * 16)))
+
+
+def test_sealed_data_is_bound_to_its_purpose_and_additional_data() -> None:
+    from identity.security.derive import Unsealable
+
+    sealed = SECRET.seal("totp-secret", b"value", b"factor-1")
+    assert SECRET.unseal("totp-secret", sealed, b"factor-1") == b"value"
+    for purpose, aad in (("webhook-secret", b"factor-1"), ("totp-secret", b"factor-2")):
+        with pytest.raises(Unsealable):
+            SECRET.unseal(purpose, sealed, aad)
+    with pytest.raises(Unsealable):
+        ServerSecret(b"t" * 48).unseal("totp-secret", sealed, b"factor-1")
+
+
+def test_fallback_secrets_come_from_settings_and_must_be_long() -> None:
+    from pydantic import ValidationError
+
+    current, old = "c" * 40, "o" * 40
+    settings = Settings(
+        _env_file=None, secret_key=current, secret_key_fallbacks=f"{old}, {current}"
+    )  # type: ignore[call-arg]
+    assert settings.secret_fallbacks() == [old.encode()]  # the current one is not a fallback
+    with pytest.raises(ValidationError, match="at least 32"):
+        Settings(_env_file=None, secret_key=current, secret_key_fallbacks="short")  # type: ignore[call-arg]
+
+
+def _split(token: str) -> tuple[bytes, bytes]:
+    from identity.security.derive import read_token
+
+    parts = read_token(token, 16)
+    assert parts is not None
+    return parts

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
 
     secret_key: SecretStr | None = None
     secret_key_file: Path = Path(".identity-secret")
+    # Earlier secrets, comma-separated: they still open and check what they made (verify
+    # only); everything new is made with IDENTITY_SECRET_KEY. See `identity secret`.
+    secret_key_fallbacks: Annotated[list[SecretStr], NoDecode] = []
 
     public_url: str = Field(default="", description="default: http://HOST:PORT")
     host: str = "127.0.0.1"
@@ -116,10 +119,17 @@ class Settings(BaseSettings):
     email_change_ttl: int = Field(default=24 * 3600, ge=60)
     invitation_ttl: int = Field(default=7 * 24 * 3600, ge=60)
 
-    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", "secret_key_fallbacks", mode="before")
     @classmethod
     def _lists(cls, value: object) -> object:
         return _split_list(value)
+
+    @field_validator("secret_key_fallbacks")
+    @classmethod
+    def _fallbacks(cls, value: list[SecretStr]) -> list[SecretStr]:
+        if any(len(secret.get_secret_value()) < 32 for secret in value):
+            raise ValueError("every fallback secret must be at least 32 characters")
+        return value
 
     @field_validator("cors_origins")
     @classmethod
@@ -282,6 +292,12 @@ class Settings(BaseSettings):
         if len(value) < 32:
             raise ConfigError(f"IDENTITY_SECRET_KEY_FILE: {path} holds fewer than 32 characters")
         return value.encode()
+
+    def secret_fallbacks(self) -> list[bytes]:
+        """Earlier secrets, for verification only, in the order given."""
+        current = self.secret()
+        fallbacks = [s.get_secret_value().encode() for s in self.secret_key_fallbacks]
+        return [secret for secret in fallbacks if secret != current]
 
 
 def load_settings(**overrides: object) -> Settings:

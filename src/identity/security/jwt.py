@@ -12,7 +12,6 @@ import binascii
 import hashlib
 import json
 import logging
-import os
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,16 +21,15 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from identity.security.derive import ServerSecret
+from identity.security.derive import ServerSecret, Unsealable
 
 log = logging.getLogger("identity.keys")
 
 ACCESS_TOKEN_TYPE = "at+jwt"
 ALGORITHMS = ("RS256", "ES256", "EdDSA")
-_KEY_ENCRYPTION = "signing-key-encryption"
+KEY_ENCRYPTION = "signing-key-encryption"
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
@@ -106,8 +104,7 @@ def generate_key(algorithm: str, secret: ServerSecret) -> NewKey:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    nonce = os.urandom(12)
-    sealed = nonce + AESGCM(secret.subkey(_KEY_ENCRYPTION)).encrypt(nonce, der, kid.encode())
+    sealed = secret.seal(KEY_ENCRYPTION, der, kid.encode())
     return NewKey(kid=kid, algorithm=algorithm, public_jwk=public_jwk, encrypted_private_key=sealed)
 
 
@@ -159,13 +156,15 @@ class KeyRing:
 
     def load(self, stored: Iterable[StoredKey]) -> None:
         keys: dict[str, _Key] = {}
-        aead = AESGCM(self._secret.subkey(_KEY_ENCRYPTION))
         for row in stored:
             known = self._keys.get(row.kid)
             if known is not None and known.revoked_at == row.revoked_at:
                 keys[row.kid] = known
                 continue
-            der = aead.decrypt(row.private_key[:12], row.private_key[12:], row.kid.encode())
+            try:
+                der = self._secret.unseal(KEY_ENCRYPTION, row.private_key, row.kid.encode())
+            except Unsealable:
+                raise Unsealable(f"signing key {row.kid}") from None
             private = serialization.load_der_private_key(der, password=None)
             keys[row.kid] = _Key(
                 kid=row.kid,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ class Cursors:
         try:
             encoded_payload, encoded_mac = cursor.split(".")
             payload, mac = _unb64(encoded_payload), _unb64(encoded_mac)
-            if not hmac.compare_digest(mac, self._secret.mac("cursor:" + kind, payload)[:12]):
+            if len(mac) != 12 or not self._secret.verify_mac("cursor:" + kind, payload, mac):
                 raise ValueError("not ours")
             at, item_id = payload.decode().split("|")
             return datetime.fromisoformat(at), uuid.UUID(item_id)

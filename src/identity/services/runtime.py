@@ -23,7 +23,7 @@ class Runtime:
 
     @classmethod
     def create(cls, settings: Settings, clock: Clock) -> Runtime:
-        secret = ServerSecret(settings.secret())
+        secret = ServerSecret(settings.secret(), settings.secret_fallbacks())
         return cls(
             settings=settings,
             clock=clock,

@@ -1,0 +1,62 @@
+"""Columns that hold data sealed under the server secret, for `identity secret`: SQL only.
+
+Every sealed column is listed here with its purpose and how its additional data is made
+from the row, so that a secret rotation can check and re-seal all of them. A capability
+that stores a new kind of sealed secret adds it to SEALED_COLUMNS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import inspect, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase
+
+from identity.db.models import SigningKey
+from identity.security.jwt import KEY_ENCRYPTION
+
+
+@dataclass(frozen=True, slots=True)
+class SealedColumn:
+    name: str  # what it is, in words: "signing keys"
+    model: type[DeclarativeBase]
+    column: str
+    purpose: str
+    aad: Callable[[Any], bytes]
+
+
+SEALED_COLUMNS: list[SealedColumn] = [
+    SealedColumn(
+        "signing keys", SigningKey, "private_key", KEY_ENCRYPTION, lambda r: r.kid.encode()
+    ),
+]
+
+
+class SealedRepository:
+    def __init__(self, db: AsyncSession) -> None:
+        self.db = db
+
+    async def page(
+        self, sealed: SealedColumn, after: tuple[Any, ...] | None, limit: int
+    ) -> list[Any]:
+        """Rows of the column's table in primary-key order, `limit` after the key `after`."""
+        model = sealed.model
+        keys = list(inspect(model).primary_key)
+        stmt = select(model).order_by(*keys).limit(limit)
+        if after is not None:
+            stmt = stmt.where(tuple_(*keys) > tuple_(*after))
+        return list((await self.db.execute(stmt)).scalars())
+
+    def key_of(self, row: Any) -> tuple[Any, ...]:
+        identity = inspect(row).identity
+        assert identity is not None
+        return tuple(identity)
+
+    async def store(self, sealed: SealedColumn, row: Any, value: bytes) -> None:
+        model = sealed.model
+        keys = list(inspect(model).primary_key)
+        stmt = update(model).where(tuple_(*keys) == tuple_(*self.key_of(row)))
+        await self.db.execute(stmt.values({sealed.column: value}))

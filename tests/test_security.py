@@ -9,6 +9,7 @@ import hmac
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 import pytest
@@ -292,12 +293,11 @@ def test_fallback_secrets_come_from_settings_and_must_be_long() -> None:
     from pydantic import ValidationError
 
     current, old = "c" * 40, "o" * 40
-    settings = Settings(
-        _env_file=None, secret_key=current, secret_key_fallbacks=f"{old}, {current}"
-    )  # type: ignore[call-arg]
+    values: dict[str, Any] = {"secret_key": current, "secret_key_fallbacks": f"{old}, {current}"}
+    settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
     assert settings.secret_fallbacks() == [old.encode()]  # the current one is not a fallback
     with pytest.raises(ValidationError, match="at least 32"):
-        Settings(_env_file=None, secret_key=current, secret_key_fallbacks="short")  # type: ignore[call-arg]
+        Settings(_env_file=None, **{**values, "secret_key_fallbacks": "short"})  # type: ignore[call-arg]
 
 
 def _split(token: str) -> tuple[bytes, bytes]:

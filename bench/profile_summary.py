@@ -35,7 +35,7 @@ _NOTABLE = re.compile(
     r"execute|validate|parse|complete_value\w*|KeyRing\.\w+|PyJWT?S?\.\w*(en|de)code|"
     r"Logger\._log|JSONFormatter\.format|greenlet_spawn) "
 )
-_PLUMBING = ("identity/cli.py", "identity/__main__.py")
+_PLUMBING = ("identity/cli/", "identity/__main__.py")
 
 
 def _package(frame: str) -> str:

@@ -81,7 +81,7 @@ def summarize(folded: str, top: int = 20) -> str:
         own[frames[-1]] += n
         for name in set(frames):
             if (name.split(" (", 1)[1].startswith("identity/") or _NOTABLE.match(name)) and (
-                not name.endswith(tuple(p + ")" for p in _PLUMBING))
+                not any(f"({p}" in name for p in _PLUMBING)
             ):
                 inclusive[name] += n
     shares = ", ".join(f"{name} {100 * n / total:.0f} %" for name, n in threads.most_common())

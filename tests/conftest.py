@@ -20,12 +20,13 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 from starlette.applications import Starlette
 
 from identity.app import create_app
@@ -50,6 +51,7 @@ GENEROUS_LIMITS = (
     "register_email",
     "recovery_address",
     "recovery_email",
+    "mfa_account",
 )
 
 _postgres_problem: str | None = None
@@ -189,6 +191,28 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
+def limits_clock(clock: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    """Make the in-memory rate limits read the test's clock (windows pass without sleeping).
+
+    The clock starts a second into a new hour: the sliding-window counters weigh the previous
+    window by how much of it is left, and the tests' arithmetic assumes no window boundary.
+    """
+    import limits.aio.storage.memory as memory
+    import limits.aio.strategies as strategies
+
+    import identity.security.ratelimit as ratelimit
+
+    now = clock.now().timestamp()
+    clock.advance(3600 - now % 3600 + 1)
+    shim = SimpleNamespace(
+        time=lambda: clock.now().timestamp(), monotonic=lambda: clock.now().timestamp()
+    )
+    for module in (memory, strategies, ratelimit):
+        monkeypatch.setattr(module, "time", shim)
+    return clock
+
+
+@pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     """Override in a test module (or with pytest.mark.parametrize) to change settings."""
     return {}
@@ -241,6 +265,7 @@ async def reset_database(settings: Settings) -> None:
                     continue
                 await db.execute(delete(table))
             await db.execute(delete(models.Role).where(models.Role.is_system.is_(False)))
+            await db.execute(update(models.Role).values(requires_mfa=False))
             await db.execute(delete(models.RolePermission))
             admin = await db.scalar(select(models.Role.id).where(models.Role.name == "admin"))
             codes = (await db.execute(select(models.Permission.code))).scalars().all()

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -34,28 +33,6 @@ from tests.conftest import (
     signed_up,
 )
 from tests.tcpproxy import TCPProxy
-
-
-@pytest.fixture
-def limits_clock(clock: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
-    """Make the in-memory rate limits read the test's clock (windows pass without sleeping).
-
-    The clock starts a second into a new hour: the sliding-window counters weigh the previous
-    window by how much of it is left, and the tests' arithmetic assumes no window boundary.
-    """
-    import limits.aio.storage.memory as memory
-    import limits.aio.strategies as strategies
-
-    import identity.security.ratelimit as ratelimit
-
-    now = clock.now().timestamp()
-    clock.advance(3600 - now % 3600 + 1)
-    shim = SimpleNamespace(
-        time=lambda: clock.now().timestamp(), monotonic=lambda: clock.now().timestamp()
-    )
-    for module in (memory, strategies, ratelimit):
-        monkeypatch.setattr(module, "time", shim)
-    return clock
 
 
 async def attempt(gql: GraphQLClient, email: str, password: str, **kw: Any) -> dict[str, Any]:

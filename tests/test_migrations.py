@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -77,3 +79,55 @@ async def test_check_migrated_reports_an_empty_database(empty_database: str) -> 
 
 def test_the_head_constant_is_alembics_head() -> None:
     assert migrate.head_revision() == migrate.HEAD, "update HEAD in identity/db/migrate.py"
+
+
+async def test_second_factors_upgrade_a_database_with_users_and_sessions(
+    empty_database: str,
+) -> None:
+    """0004 → 0005 on a database in use: sessions keep working at aal 1, by password."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    await asyncio.to_thread(migrate.upgrade, empty_database, "0004")
+    engine = create_async_engine(empty_database, poolclass=NullPool)
+    user_id, session_id = uuid.uuid4(), uuid.uuid4()
+    created = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    sqlite = empty_database.startswith("sqlite")
+
+    def db_id(value: uuid.UUID) -> str:
+        return value.hex if sqlite else str(value)
+
+    def db_time(value: datetime) -> object:
+        return value.replace(tzinfo=None).isoformat(" ") if sqlite else value
+
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO users (id, email, password_hash, first_name, last_name,"
+                    " is_active, is_verified, created_at, updated_at)"
+                    " VALUES (:id, 'old@example.com', 'x', 'Old', 'User', true, true, :t, :t)"
+                ),
+                {"id": db_id(user_id), "t": db_time(created)},
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at,"
+                    " refresh_counter, refreshed_at) VALUES (:id, :u, :t, :t, :t, 0, :t)"
+                ),
+                {"id": db_id(session_id), "u": db_id(user_id), "t": db_time(created)},
+            )
+        await asyncio.to_thread(migrate.upgrade, empty_database)
+        async with engine.connect() as connection:
+            row = (
+                await connection.execute(text("SELECT aal, amr, authenticated_at FROM sessions"))
+            ).one()
+            roles = (await connection.execute(text("SELECT requires_mfa FROM roles"))).all()
+    finally:
+        await engine.dispose()
+    assert row[0] == 1
+    assert (json.loads(row[1]) if isinstance(row[1], str) else row[1]) == ["pwd"]
+    assert str(row[2]).startswith("2026-11-01 12:00:00")
+    assert roles
+    assert all(not r[0] for r in roles)

@@ -167,6 +167,7 @@ async def startup(container: Container) -> None:
         kid = await container.keys.ensure_signer(uow)
     if kid is not None:
         log.info("created the first signing key %s", kid)
+    await container.datakeys.ensure()
     if settings.gc_freeze:
         # What start-up loaded stays for the life of the process: keep the collector off
         # it (full collections would otherwise walk it, a pause in the tail of latencies).

@@ -97,6 +97,27 @@ class Settings(BaseSettings):
     rate_limit_recovery_email: str = "3/hour;10/day"
     rate_limit_key_prefix: str = "identity"
 
+    # Second factors
+    mfa_issuer: str | None = Field(
+        default=None,
+        description="The issuer authenticator apps show beside the account "
+        "(default: the product name).",
+    )
+    reauth_window: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="Seconds after signing in during which factor changes need no password.",
+    )
+    rate_limit_mfa_account: str = Field(
+        default="5/15minutes;20/day",
+        description="Wrong second factors per account; only a right one clears the count.",
+    )
+    revert_change_url: str = Field(
+        default="{public_url}/revert-change#token={token}",
+        description="The 'this wasn't me' link mailed when a factor or a sign-in method is added.",
+    )
+
     # GraphQL limits
     max_query_depth: int = Field(default=15, ge=2, le=100)
     max_aliases: int = Field(default=15, ge=1)
@@ -156,6 +177,7 @@ class Settings(BaseSettings):
         "rate_limit_register_email",
         "rate_limit_recovery_address",
         "rate_limit_recovery_email",
+        "rate_limit_mfa_account",
     )
     @classmethod
     def _rate_limits(cls, value: str) -> str:
@@ -179,7 +201,9 @@ class Settings(BaseSettings):
             raise ValueError("use sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db")
         return value
 
-    @field_validator("password_reset_url", "verify_email_url", "confirm_email_change_url")
+    @field_validator(
+        "password_reset_url", "verify_email_url", "confirm_email_change_url", "revert_change_url"
+    )
     @classmethod
     def _link_template(cls, value: str) -> str:
         fragment = value.partition("#")[2]
@@ -265,6 +289,10 @@ class Settings(BaseSettings):
     @property
     def mail_transport(self) -> str:
         return self.mail_url or "console:"
+
+    @property
+    def totp_issuer(self) -> str:
+        return self.mfa_issuer or self.product_name
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -18,10 +18,16 @@ from identity.repositories.hot import PostgresHotPath
 from identity.services.accounts import Accounts
 from identity.services.admin import Admin
 from identity.services.auth import Auth
+from identity.services.challenges import Challenges
+from identity.services.datakeys import DataKeys
+from identity.services.factors import Factors
 from identity.services.keys import Keys
 from identity.services.mail import MailDelivery
+from identity.services.mfa import SecondStep
 from identity.services.principal import ClientInfo
+from identity.services.reauth import Reauthentication
 from identity.services.recovery import RESET_REQUEST, Recovery
+from identity.services.roles import Roles
 from identity.services.runtime import Runtime
 from identity.services.throttle import Throttle
 from identity.services.tokens import OneTimeTokens
@@ -42,6 +48,10 @@ class Container:
     accounts: Accounts
     recovery: Recovery
     admin: Admin
+    roles: Roles
+    factors: Factors
+    second_step: SecondStep
+    datakeys: DataKeys
     keys: Keys
     tokens: OneTimeTokens
     mail: MailDelivery
@@ -69,8 +79,9 @@ class Container:
             override_dir=settings.mail_templates_dir,
         )
 
+        # For background work and caches: a transaction of their own, never a request's.
         @asynccontextmanager
-        async def delivery_unit() -> AsyncIterator[UnitOfWork]:
+        async def own_transaction() -> AsyncIterator[UnitOfWork]:
             async with writes() as db:
                 uow = UnitOfWork(db, runtime.clock)
                 try:
@@ -78,10 +89,21 @@ class Container:
                 finally:
                     await uow.rollback()
 
+        @asynccontextmanager
+        async def own_reads() -> AsyncIterator[UnitOfWork]:
+            async with reads() as db:
+                yield UnitOfWork(db, runtime.clock)
+
         mail = MailDelivery(
-            runtime, tokens, create_mailer(settings.mail_transport), renderer, delivery_unit
+            runtime, tokens, create_mailer(settings.mail_transport), renderer, own_transaction
         )
         mail.expanders[RESET_REQUEST] = recovery.expand_reset_request
+        challenges = Challenges(runtime)
+        datakeys = DataKeys(runtime, own_reads, own_transaction)
+        auth = Auth(runtime, throttle, challenges, reads, hot)
+        factors = Factors(
+            runtime, challenges, datakeys, tokens, Reauthentication(runtime, throttle)
+        )
         return cls(
             settings=settings,
             engine=engine,
@@ -90,10 +112,14 @@ class Container:
             hot=hot,
             writes=writes,
             runtime=runtime,
-            auth=Auth(runtime, throttle, reads, hot),
+            auth=auth,
             accounts=Accounts(runtime, recovery, throttle),
             recovery=recovery,
             admin=Admin(runtime, tokens),
+            roles=Roles(runtime),
+            factors=factors,
+            second_step=SecondStep(runtime, auth, challenges, factors, throttle),
+            datakeys=datakeys,
             keys=Keys(runtime),
             tokens=tokens,
             mail=mail,

@@ -12,6 +12,7 @@ import type {
   AssignRoleMutation,
   AuditLogQuery,
   ChangePasswordMutation,
+  ConfirmAuthenticatorEnrollmentMutation,
   ConfirmEmailChangeMutation,
   CreateRoleMutation,
   CreateUserMutation,
@@ -21,23 +22,32 @@ import type {
   DeviceSessionFragment,
   InvalidInputFragment,
   ManagedUserFragment,
+  MyFactorsQuery,
   MySessionsQuery,
   NextPageFragment,
   RefreshSessionMutation,
+  RegenerateRecoveryCodesMutation,
+  RemoveFactorMutation,
+  RenameFactorMutation,
   RequestEmailChangeMutation,
   RequestEmailVerificationMutation,
   RequestPasswordResetMutation,
   ResetPasswordMutation,
+  ResetUserMfaMutation,
+  RevertSecurityChangeMutation,
   RevokeAllSessionsMutation,
   RevokeRoleMutation,
   RevokeSessionMutation,
   RevokeUserSessionsMutation,
   RoleDetailsFragment,
   RoleEditorQuery,
+  SecondFactorFragment,
+  SecondStepFragment,
   SignInMutation,
   SignOutMutation,
   SignUpMutation,
   SignedInFragment,
+  StartAuthenticatorEnrollmentMutation,
   TooManyAttemptsFragment,
   UpdateProfileMutation,
   UpdateRoleMutation,
@@ -45,6 +55,7 @@ import type {
   UserListQuery,
   UserProfileFragment,
   VerifyEmailMutation,
+  VerifySecondFactorMutation,
   VerifyUserMutation,
 } from "./generated/operations";
 
@@ -99,10 +110,17 @@ export function signUpOutcome(result: SignUpMutation["register"]): Outcome<UserP
   }
 }
 
-export function signInOutcome(result: SignInMutation["login"]): Outcome<SignedInFragment> {
+/** Signed in, or one step to go: ask for a second factor and call `verifyMfa`. */
+export type SignInStep =
+  | { signedIn: SignedInFragment }
+  | { secondFactor: SecondStepFragment };
+
+export function signInOutcome(result: SignInMutation["login"]): Outcome<SignInStep> {
   switch (result.__typename) {
     case "AuthPayload":
-      return { ok: true, value: result };
+      return { ok: true, value: { signedIn: result } };
+    case "MfaRequired":
+      return { ok: true, value: { secondFactor: result } };
     case "InvalidCredentials":
     case "AccountDisabled":
     case "EmailNotVerified":
@@ -136,6 +154,164 @@ export function signOutOutcome(result: SignOutMutation["logout"]): Outcome<strin
     case "InvalidToken":
       // Already signed out (or the session was ended elsewhere): the user is out either way.
       return { ok: true, value: result.message };
+    default:
+      return assertNever(result);
+  }
+}
+
+// Second factors (mfa.graphql) -------------------------------------------------------------------
+
+export function verifySecondFactorOutcome(
+  result: VerifySecondFactorMutation["verifyMfa"],
+): Outcome<SignedInFragment> {
+  switch (result.__typename) {
+    case "AuthPayload":
+      return { ok: true, value: result };
+    case "InvalidCredentials": // a wrong or used code: the mfaToken allows five
+      return rejected(result, "code");
+    case "InvalidToken": // expired, used up, or the password changed: sign in again
+      return { ...rejected(result), signedOut: true };
+    case "ValidationError":
+      return invalidInput(result);
+    case "RateLimited":
+      return tooManyAttempts(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+/** The security page: each factor as a row, and whether MFA is on. */
+export interface FactorRow {
+  id: string;
+  kind: "authenticator app" | "passkey";
+  label: string;
+  added: Date;
+  lastUsed: Date | null;
+}
+
+export function myFactors(
+  data: MyFactorsQuery,
+): Outcome<{ mfaEnabled: boolean; recoveryCodesLeft: number; factors: FactorRow[] }> {
+  if (data.me === null) {
+    return { ok: false, reason: "SignedOut", message: "Please sign in.", signedOut: true };
+  }
+  const factors = data.me.factors.map((f: SecondFactorFragment) => ({
+    id: f.id,
+    kind: f.kind === "TOTP" ? ("authenticator app" as const) : ("passkey" as const),
+    label: f.label,
+    added: new Date(f.createdAt),
+    lastUsed: f.lastUsedAt === null ? null : new Date(f.lastUsedAt),
+  }));
+  const { mfaEnabled, recoveryCodesLeft } = data.me;
+  return { ok: true, value: { mfaEnabled, recoveryCodesLeft, factors } };
+}
+
+export function startEnrollmentOutcome(
+  result: StartAuthenticatorEnrollmentMutation["startTotpEnrollment"],
+): Outcome<{ enrollmentToken: string; secret: string; qrCodeSvg: string }> {
+  switch (result.__typename) {
+    case "StartTotpEnrollmentSuccess":
+      return { ok: true, value: result };
+    case "InvalidCredentials": // wrong password, or no recent sign-in: ask for the password
+      return rejected(result, "currentPassword");
+    case "EmailNotVerified":
+      return rejected(result);
+    case "RateLimited":
+      return tooManyAttempts(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function confirmEnrollmentOutcome(
+  result: ConfirmAuthenticatorEnrollmentMutation["confirmTotpEnrollment"],
+): Outcome<{ factor: SecondFactorFragment; recoveryCodes: string[] | null }> {
+  switch (result.__typename) {
+    case "ConfirmTotpEnrollmentSuccess":
+      return { ok: true, value: { factor: result.factor, recoveryCodes: result.recoveryCodes ?? null } };
+    case "InvalidCredentials": // the code was wrong: try the next one the app shows
+      return rejected(result, "code");
+    case "InvalidToken": // expired (10 minutes) or used: start again
+      return rejected(result);
+    case "ValidationError":
+      return invalidInput(result);
+    case "RateLimited":
+      return tooManyAttempts(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function regenerateRecoveryCodesOutcome(
+  result: RegenerateRecoveryCodesMutation["regenerateRecoveryCodes"],
+): Outcome<string[]> {
+  switch (result.__typename) {
+    case "RegenerateRecoveryCodesSuccess":
+      return { ok: true, value: result.recoveryCodes };
+    case "InvalidCredentials":
+      return rejected(result, "currentPassword");
+    case "ValidationError":
+      return invalidInput(result); // `mfa_off`: add a factor first
+    case "RateLimited":
+      return tooManyAttempts(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function renameFactorOutcome(
+  result: RenameFactorMutation["renameFactor"],
+): Outcome<SecondFactorFragment> {
+  switch (result.__typename) {
+    case "RenameFactorSuccess":
+      return { ok: true, value: result.factor };
+    case "ValidationError":
+      return invalidInput(result);
+    case "NotFound":
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function removeFactorOutcome(
+  result: RemoveFactorMutation["removeFactor"],
+): Outcome<string> {
+  switch (result.__typename) {
+    case "RemoveFactorSuccess":
+      return { ok: true, value: result.message };
+    case "InvalidCredentials":
+      return rejected(result, "currentPassword");
+    case "NotFound":
+      return rejected(result);
+    case "RateLimited":
+      return tooManyAttempts(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function resetUserMfaOutcome(
+  result: ResetUserMfaMutation["resetUserMfa"],
+): Outcome<ManagedUserFragment> {
+  switch (result.__typename) {
+    case "ResetUserMfaSuccess":
+      return { ok: true, value: result.user };
+    case "NotFound":
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function revertSecurityChangeOutcome(
+  result: RevertSecurityChangeMutation["revertSecurityChange"],
+): Outcome<string> {
+  switch (result.__typename) {
+    case "RevertSecurityChangeSuccess":
+      return { ok: true, value: result.message }; // every session ended: sign in again
+    case "InvalidToken":
+      return rejected(result);
     default:
       return assertNever(result);
   }

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     ColumnElement,
     ForeignKey,
@@ -90,6 +91,8 @@ class Role(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     description: Mapped[str] = mapped_column(String(255), default="")
     is_system: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Grants its permissions only in a session at assurance level 2 (a second factor).
+    requires_mfa: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -145,6 +148,11 @@ class Session(Base):
     ip_address: Mapped[str | None] = mapped_column(String(64))
     refresh_counter: Mapped[int] = mapped_column(Integer, default=0)
     refreshed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Assurance (NIST SP 800-63B level, RFC 8176 methods), kept by every refresh.
+    aal: Mapped[int] = mapped_column(Integer, default=1)
+    amr: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["pwd"])
+    # When credentials were last proven in this session: the re-authentication window.
+    authenticated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class SigningKey(Base):
@@ -226,3 +234,82 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_messages_pending", "sent_at", "failed_at", "next_attempt_at"),
     )
+
+
+class Factor(Base):
+    """A second factor: an authenticator app (TOTP) or a passkey (WebAuthn).
+
+    A user with at least one factor has MFA on. TOTP secrets are sealed under the server
+    secret; a passkey keeps only its public key.
+    """
+
+    __tablename__ = "factors"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))  # totp | passkey
+    label: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    # TOTP: the sealed secret, and the last time step accepted (a code is good once).
+    secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # Passkeys: the credential as registered.
+    credential_id: Mapped[bytes | None] = mapped_column(LargeBinary(1024), unique=True)
+    public_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sign_count: Mapped[int | None] = mapped_column(BigInteger)
+    transports: Mapped[list[str] | None] = mapped_column(JSON)
+    aaguid: Mapped[str | None] = mapped_column(String(36))
+    backup_eligible: Mapped[bool | None] = mapped_column(Boolean)
+    backup_state: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class RecoveryCode(Base):
+    """A single-use recovery code, kept only as an HMAC under the data key."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None]
+
+
+class Challenge(Base):
+    """A short-lived secret of a multi-step flow: an mfaToken after the password, a TOTP
+    enrolment, a passkey registration or sign-in challenge.
+
+    Only the id is stored; the token handed out is derived from it and the server secret,
+    bound to the purpose and user. Rows in the database make them work across instances.
+    """
+
+    __tablename__ = "challenges"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    purpose: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None]
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    # What the flow carries between its steps (no secret in clear: see `sealed`).
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class DataKey(Base):
+    """A random key, sealed under the server secret, for HMACs that must outlive a rotation
+    of that secret (recovery codes, OAuth client secrets)."""
+
+    __tablename__ = "data_keys"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.dataloader import DataLoader
 
 from identity.clock import Clock
-from identity.db.models import Permission, Role, Session
+from identity.db.models import Factor, Permission, Role, Session
+from identity.repositories.factors import FactorRepository, RecoveryCodeRepository
 from identity.repositories.roles import RoleRepository
 from identity.repositories.sessions import SessionRepository
 
@@ -54,6 +55,19 @@ class Loaders:
     def sessions_by_user(self) -> DataLoader[uuid.UUID, list[Session]]:
         return DataLoader(load_fn=self._sessions_by_user)
 
+    @cached_property
+    def factors_by_user(self) -> DataLoader[uuid.UUID, list[Factor]]:
+        return DataLoader(load_fn=self._factors_by_user)
+
+    @cached_property
+    def recovery_codes_left(self) -> DataLoader[uuid.UUID, int]:
+        return DataLoader(load_fn=self._recovery_codes_left)
+
+    def forget_factors(self) -> None:
+        """After a change to factors: what this request loaded may be stale."""
+        for name in ("factors_by_user", "recovery_codes_left"):
+            self.__dict__.pop(name, None)
+
     async def _roles_by_user(self, user_ids: Sequence[uuid.UUID]) -> list[list[Role]]:
         async with self._reads() as db:
             found = await RoleRepository(db).roles_of_users(user_ids)
@@ -73,3 +87,13 @@ class Loaders:
         async with self._reads() as db:
             found = await SessionRepository(db).live_of_users(user_ids, self._clock.now())
         return [found.get(user_id, []) for user_id in user_ids]
+
+    async def _factors_by_user(self, user_ids: Sequence[uuid.UUID]) -> list[list[Factor]]:
+        async with self._reads() as db:
+            found = await FactorRepository(db).of_users(user_ids)
+        return [found.get(user_id, []) for user_id in user_ids]
+
+    async def _recovery_codes_left(self, user_ids: Sequence[uuid.UUID]) -> list[int]:
+        async with self._reads() as db:
+            found = await RecoveryCodeRepository(db).left_of_users(user_ids)
+        return [found.get(user_id, 0) for user_id in user_ids]

@@ -128,6 +128,8 @@ class DomainErrors(FieldExtension):
     ) -> Any:
         try:
             return await next_(source, info, **kwargs)
+        except domain.MfaRequired as exc:
+            raise mfa_required(exc.message) from None
         except domain.PermissionDenied as exc:
             raise forbidden(exc.message) from None
         except domain.SignedOut as exc:
@@ -146,3 +148,8 @@ def bad_user_input(message: str) -> GraphQLError:
 
 def forbidden(message: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": "FORBIDDEN"})
+
+
+def mfa_required(message: str = domain.MfaRequired.message) -> GraphQLError:
+    """Signed in with one factor; a role that requires MFA would allow it."""
+    return GraphQLError(message, extensions={"code": "MFA_REQUIRED"})

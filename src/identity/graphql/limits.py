@@ -24,10 +24,23 @@ from graphql import (
 
 CODE = "QUERY_TOO_COMPLEX"
 
-# Mutations that check a password or create one: at most one per request, so aliases
-# cannot try many passwords at once.
+# Mutations that check a password, a second factor or a code, or set a password: at most one
+# per request, so aliases cannot try many at once.
 CREDENTIAL_MUTATIONS = frozenset(
-    {"login", "register", "changePassword", "resetPassword", "requestEmailChange", "deleteMe"}
+    {
+        "login",
+        "register",
+        "changePassword",
+        "resetPassword",
+        "requestEmailChange",
+        "deleteMe",
+        "verifyMfa",
+        "startTotpEnrollment",
+        "confirmTotpEnrollment",
+        "regenerateRecoveryCodes",
+        "removeFactor",
+        "revertSecurityChange",
+    }
 )
 
 
@@ -128,7 +141,8 @@ class OneCredentialCheck(ValidationRule):
             if self.seen == 2:
                 self.report_error(
                     too_complex(
-                        "At most one sign-in, registration or password operation per request.",
+                        "At most one sign-in, registration, password or second-factor "
+                        "operation per request.",
                         node,
                     )
                 )

@@ -1,21 +1,28 @@
 """Who may resolve a field: permission classes for Strawberry, and a helper that names them.
 
 No usable token gives UNAUTHENTICATED; a signed-in caller without the permission gets
-FORBIDDEN. Permissions are read from the database on every request (see Context.principal),
-so a removed role stops working at once.
+FORBIDDEN, or MFA_REQUIRED when a role of theirs that requires MFA would give it in a session
+signed in with a second factor. Permissions are read from the database on every request
+(see Context.principal), so a removed role stops working at once.
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 from typing import Any
 
 from strawberry.extensions import FieldExtension
 from strawberry.permission import BasePermission, PermissionExtension
 
 from identity.graphql.context import GraphQLInfo, unauthenticated
-from identity.graphql.errors import forbidden
+from identity.graphql.errors import forbidden, mfa_required
 from identity.services.principal import Principal
+
+
+def with_mfa(principal: Principal) -> Principal:
+    """The same caller as a session at aal 2 would be."""
+    return dataclasses.replace(principal, permissions=principal.permissions | principal.withheld)
 
 
 class Rule(BasePermission):
@@ -28,6 +35,8 @@ class Rule(BasePermission):
         if principal is None:
             raise unauthenticated()
         if not self.allows(principal, source):
+            if principal.withheld and self.allows(with_mfa(principal), source):
+                raise mfa_required()
             raise forbidden(f"Forbidden. {self.describe()}")
         return True
 

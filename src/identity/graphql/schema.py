@@ -26,6 +26,7 @@ from identity.graphql.limits import limit_rules, too_complex
 from identity.graphql.mutations.account import AccountMutations
 from identity.graphql.mutations.admin import AdminMutations
 from identity.graphql.mutations.auth import AuthMutations
+from identity.graphql.mutations.mfa import MfaMutations
 from identity.graphql.mutations.recovery import RecoveryMutations
 from identity.graphql.mutations.roles import RoleMutations
 from identity.graphql.queries import Query
@@ -34,7 +35,14 @@ log = logging.getLogger("identity.graphql")
 
 
 @strawberry.type
-class Mutation(AuthMutations, AccountMutations, RecoveryMutations, AdminMutations, RoleMutations):
+class Mutation(
+    AuthMutations,
+    MfaMutations,
+    AccountMutations,
+    RecoveryMutations,
+    AdminMutations,
+    RoleMutations,
+):
     pass
 
 

@@ -12,6 +12,7 @@ from strawberry.types import Info
 from identity.db import models
 from identity.graphql.context import Context
 from identity.graphql.dataloaders import Loaders
+from identity.graphql.factors import Factor
 from identity.graphql.permissions import AnyOf, HasPermission, IsSelf, requires
 from identity.repositories.audit import AuditQuery
 from identity.repositories.users import UserQuery
@@ -47,6 +48,10 @@ class Role:
     name: str
     description: str
     is_system: bool
+    requires_mfa: bool = strawberry.field(
+        description="Its permissions are granted only in sessions signed in with a second "
+        "factor (aal 2); at aal 1 fields needing them answer MFA_REQUIRED."
+    )
     role_id: strawberry.Private[uuid.UUID]
 
     @strawberry.field
@@ -64,6 +69,7 @@ class Role:
             name=row.name,
             description=row.description,
             is_system=row.is_system,
+            requires_mfa=row.requires_mfa,
             role_id=row.id,
         )
 
@@ -89,7 +95,10 @@ class User:
             return [Role.from_row(row) for row in known]
         return _roles_later(loaders, self.user_id)  # type: ignore[return-value]
 
-    @strawberry.field(description="Every permission granted by this user's roles, sorted.")
+    @strawberry.field(
+        description="Every permission granted by this user's roles, sorted. For the caller "
+        "(`me`), those of roles that require MFA only in a session at aal 2."
+    )
     def permissions(self, info: Info[Context, None]) -> list[str]:
         loaders = info.context.loaders
         known = loaders.known_permissions.get(self.user_id)
@@ -106,6 +115,34 @@ class User:
         principal = await info.context.require_principal()
         rows = await info.context.loaders.sessions_by_user.load(self.user_id)
         return [Session.from_row(row, principal.session_id) for row in rows]
+
+    @strawberry.field(
+        **requires(
+            AnyOf(IsSelf(), HasPermission("users:read")),
+            "Second factors (authenticator apps, passkeys), oldest first; never their secrets.",
+        )
+    )
+    async def factors(self, info: Info[Context, None]) -> list[Factor]:
+        rows = await info.context.loaders.factors_by_user.load(self.user_id)
+        return [Factor.from_row(row) for row in rows]
+
+    @strawberry.field(
+        **requires(
+            AnyOf(IsSelf(), HasPermission("users:read")),
+            "MFA is on: the user has at least one second factor.",
+        )
+    )
+    async def mfa_enabled(self, info: Info[Context, None]) -> bool:
+        return bool(await info.context.loaders.factors_by_user.load(self.user_id))
+
+    @strawberry.field(
+        **requires(
+            AnyOf(IsSelf(), HasPermission("users:read")), "Unused recovery codes (0 with MFA off)."
+        )
+    )
+    async def recovery_codes_left(self, info: Info[Context, None]) -> int:
+        left: int = await info.context.loaders.recovery_codes_left.load(self.user_id)
+        return left
 
     @classmethod
     def from_row(cls, row: models.User) -> User:
@@ -145,6 +182,12 @@ class Session:
     user_agent: str | None
     ip_address: str | None
     current: bool = strawberry.field(description="This is the session of the caller's token.")
+    aal: int = strawberry.field(
+        description="Assurance level (NIST SP 800-63B): 1 one factor, 2 two factors or a passkey."
+    )
+    amr: list[str] = strawberry.field(
+        description="How it signed in (RFC 8176): pwd, otp, hwk, user, mfa, fed."
+    )
 
     @classmethod
     def from_row(cls, row: models.Session, current_session: uuid.UUID | None) -> Session:
@@ -156,6 +199,8 @@ class Session:
             user_agent=row.user_agent,
             ip_address=row.ip_address,
             current=row.id == current_session,
+            aal=row.aal,
+            amr=list(row.amr),
         )
 
 

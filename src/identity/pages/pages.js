@@ -30,6 +30,8 @@ const MUTATIONS = {
       __typename ... on VerifyEmailSuccess { user { email } } ... on Error { message } } }`,
   "confirm-email-change": `mutation($token: String!) { confirmEmailChange(input: {token: $token}) {
       __typename ... on ConfirmEmailChangeSuccess { user { email } } ... on Error { message } } }`,
+  "revert-change": `mutation($token: String!) { revertSecurityChange(input: {token: $token}) {
+      __typename ... on RevertSecurityChangeSuccess { message } ... on Error { message } } }`,
   "reset-password": `mutation($token: String!, $password: String!, $passwordConfirm: String!) {
       resetPassword(input: {token: $token, password: $password, passwordConfirm: $passwordConfirm}) {
         __typename
@@ -78,7 +80,7 @@ async function run() {
     try {
       const result = await call(MUTATIONS[page], { token });
       if (result.user) show(`Done: ${result.user.email} is confirmed.`, true);
-      else show(result.message, false);
+      else show(result.message, result.__typename.endsWith("Success"));
     } catch (error) {
       show(`Something went wrong: ${error.message}`, false);
     }

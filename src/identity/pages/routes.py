@@ -1,4 +1,5 @@
-"""Routes for the pages behind mailed links: set a new password, verify, confirm a change."""
+"""Routes for the pages behind mailed links: set a new password, verify, confirm a change,
+undo an added sign-in method."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ PAGES = {
     "reset-password": "Choose a new password",
     "verify-email": "Confirm your email address",
     "confirm-email-change": "Confirm your new email address",
+    "revert-change": "Remove a sign-in method you did not add",
 }
 _ASSETS = {"pages.js": "text/javascript", "pages.css": "text/css"}
 # The page scripts come from this origin only; nothing inline, nothing from elsewhere.

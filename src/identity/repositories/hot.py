@@ -13,19 +13,21 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 from sqlalchemy.engine import make_url
 
 from identity.db.models import Permission, Role, User
-from identity.repositories.sessions import PrincipalRows
+from identity.repositories.sessions import PrincipalRows, Rotated
 
 _USER = (
     "u.id, u.email, u.first_name, u.last_name, u.is_active, u.is_verified, "
     "u.created_at, u.updated_at, u.last_login_at"
 )
-_ROLE = "r.id AS role_id, r.name, r.description AS role_description, r.is_system"
+_ROLE = "r.id AS role_id, r.name, r.description AS role_description, r.is_system, r.requires_mfa"
 
 PRINCIPAL = f"""
-SELECT {_USER}, {_ROLE}, p.code, p.description AS permission_description
+SELECT {_USER}, {_ROLE}, p.code, p.description AS permission_description,
+  s.aal, s.amr, s.authenticated_at
 FROM sessions s
 JOIN users u ON u.id = s.user_id
 LEFT JOIN user_roles ur ON ur.user_id = u.id
@@ -46,9 +48,9 @@ WITH s AS (
   WHERE id = $1 AND refresh_counter = $2 AND revoked_at IS NULL AND expires_at > $3
     AND ($4::timestamptz IS NULL OR last_used_at > $4)
     AND EXISTS (SELECT 1 FROM users WHERE users.id = sessions.user_id AND users.is_active)
-  RETURNING user_id, expires_at
+  RETURNING user_id, expires_at, aal, amr
 )
-SELECT s.expires_at AS session_ends, {_USER}, {_ROLE}
+SELECT s.expires_at AS session_ends, s.aal, s.amr, {_USER}, {_ROLE}
 FROM s
 JOIN users u ON u.id = s.user_id
 LEFT JOIN user_roles ur ON ur.user_id = u.id
@@ -111,8 +113,12 @@ class PostgresHotPath:
                 permissions[role_id].append(
                     Permission(code=row["code"], description=row["permission_description"])
                 )
+        first = rows[0]
         return PrincipalRows(
-            user=_user(rows[0]),
+            user=_user(first),
+            aal=first["aal"],
+            amr=_json_list(first["amr"]),
+            authenticated_at=first["authenticated_at"],
             roles=sorted(roles.values(), key=lambda r: r.name),
             permissions={
                 role_id: sorted(granted, key=lambda p: p.code)
@@ -122,13 +128,20 @@ class PostgresHotPath:
 
     async def rotate(
         self, session_id: uuid.UUID, counter: int, now: datetime, idle_since: datetime | None
-    ) -> tuple[User, list[Role], datetime] | None:
-        """The rotated session's user, their roles and the session's end; None if not rotated."""
+    ) -> tuple[User, list[Role], Rotated] | None:
+        """The rotated session's user, their roles and the session; None if not rotated."""
         rows = await self.pool.fetch(ROTATE, session_id, counter, now, idle_since)
         if not rows:
             return None
         roles = [_role(row) for row in rows if row["role_id"] is not None]
-        return _user(rows[0]), sorted(roles, key=lambda r: r.name), rows[0]["session_ends"]
+        first = rows[0]
+        rotated = Rotated(
+            user_id=first["id"],
+            ends=first["session_ends"],
+            aal=first["aal"],
+            amr=_json_list(first["amr"]),
+        )
+        return _user(first), sorted(roles, key=lambda r: r.name), rotated
 
 
 def _user(row: Any) -> User:
@@ -151,4 +164,11 @@ def _role(row: Any) -> Role:
         name=row["name"],
         description=row["role_description"],
         is_system=row["is_system"],
+        requires_mfa=row["requires_mfa"],
     )
+
+
+def _json_list(value: Any) -> list[str]:
+    """A JSON column as asyncpg returns it (text, without a codec for json)."""
+    loaded = orjson.loads(value) if isinstance(value, str | bytes) else value
+    return [str(item) for item in loaded]

@@ -15,7 +15,9 @@ from sqlalchemy import inspect, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
-from identity.db.models import SigningKey
+from identity.db.models import Challenge, DataKey, Factor, SigningKey
+from identity.security import totp
+from identity.security.derive import DATA_KEY_PURPOSE
 from identity.security.jwt import KEY_ENCRYPTION
 
 
@@ -28,9 +30,19 @@ class SealedColumn:
     aad: Callable[[Any], bytes]
 
 
+# A row whose column is null holds nothing sealed (a passkey has no TOTP secret).
 SEALED_COLUMNS: list[SealedColumn] = [
     SealedColumn(
         "signing keys", SigningKey, "private_key", KEY_ENCRYPTION, lambda r: r.kid.encode()
+    ),
+    SealedColumn("data keys", DataKey, "sealed", DATA_KEY_PURPOSE, lambda r: r.name.encode()),
+    SealedColumn("TOTP secrets", Factor, "secret", totp.SECRET_PURPOSE, lambda r: r.id.bytes),
+    SealedColumn(
+        "pending TOTP enrolments",
+        Challenge,
+        "sealed",
+        totp.ENROLLMENT_PURPOSE,
+        lambda r: r.id.bytes,
     ),
 ]
 

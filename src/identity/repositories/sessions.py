@@ -20,6 +20,19 @@ class PrincipalRows:
     user: User
     roles: list[Role]
     permissions: dict[uuid.UUID, list[Permission]]  # by role id
+    aal: int
+    amr: list[str]
+    authenticated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Rotated:
+    """A session whose refresh token was just rotated: whose it is, its end and assurance."""
+
+    user_id: uuid.UUID
+    ends: datetime
+    aal: int
+    amr: list[str]
 
 
 class SessionRepository:
@@ -52,8 +65,8 @@ class SessionRepository:
 
     async def rotate(
         self, session_id: uuid.UUID, counter: int, now: datetime, idle_since: datetime | None
-    ) -> tuple[uuid.UUID, datetime] | None:
-        """Advance a live session's refresh counter from `counter`: (user id, end), or None.
+    ) -> Rotated | None:
+        """Advance a live session's refresh counter from `counter`; None if it was not.
 
         The compare-and-set on the counter makes two concurrent refreshes with the same
         token produce one successor: the second update matches no row.
@@ -67,12 +80,12 @@ class SessionRepository:
                 Session.expires_at > now,
             )
             .values(refresh_counter=counter + 1, refreshed_at=now, last_used_at=now)
-            .returning(Session.user_id, Session.expires_at)
+            .returning(Session.user_id, Session.expires_at, Session.aal, Session.amr)
         )
         if idle_since is not None:
             stmt = stmt.where(Session.last_used_at > idle_since)
         row = (await self.db.execute(stmt)).first()
-        return None if row is None else (row[0], row[1])
+        return None if row is None else Rotated(*row)
 
     async def device_seen(self, user_id: uuid.UUID, user_agent: str | None) -> bool:
         """Has this user signed in before with this user agent?"""
@@ -106,7 +119,7 @@ class SessionRepository:
         One statement, one round trip: this runs on every authenticated request.
         """
         stmt = (
-            select(User, Role, Permission)
+            select(User, Role, Permission, Session.aal, Session.amr, Session.authenticated_at)
             .select_from(Session)
             .join(User, User.id == Session.user_id)
             .outerjoin(UserRole, UserRole.user_id == User.id)
@@ -127,7 +140,7 @@ class SessionRepository:
             return None
         roles: dict[uuid.UUID, Role] = {}
         permissions: dict[uuid.UUID, list[Permission]] = {}
-        for _user, role, permission in rows:
+        for _user, role, permission, *_session in rows:
             if role is None:
                 continue
             roles.setdefault(role.id, role)
@@ -136,9 +149,23 @@ class SessionRepository:
                 granted.append(permission)
         return PrincipalRows(
             user=rows[0][0],
+            aal=rows[0][3],
+            amr=list(rows[0][4]),
+            authenticated_at=rows[0][5],
             roles=sorted(roles.values(), key=lambda r: r.name),
             permissions={
                 role_id: sorted(granted, key=lambda p: p.code)
                 for role_id, granted in permissions.items()
             },
         )
+
+    async def raise_assurance(
+        self, session_id: uuid.UUID, aal: int, amr: list[str], now: datetime
+    ) -> None:
+        """A factor was just proven in this session: it counts from now at the new level."""
+        stmt = (
+            update(Session)
+            .where(Session.id == session_id)
+            .values(aal=aal, amr=amr, authenticated_at=now)
+        )
+        await self.db.execute(stmt)

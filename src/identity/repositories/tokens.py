@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from identity.db.models import OneTimeToken
 from identity.repositories import rowcount
 
+UNDO_PURPOSE = "revert_change"  # services.tokens.REVERT_CHANGE
+
 
 class OneTimeTokenRepository:
     def __init__(self, db: AsyncSession) -> None:
@@ -32,10 +34,13 @@ class OneTimeTokenRepository:
         return bool(await rowcount(self.db, stmt))
 
     async def void(self, user_id: uuid.UUID, now: datetime, purpose: str | None = None) -> int:
-        """Void a user's outstanding tokens (of one purpose, or all)."""
+        """Void a user's outstanding tokens (of one purpose, or all but the undo links of
+        added factors, which must survive the password change an intruder would make)."""
         stmt = update(OneTimeToken).where(
             OneTimeToken.user_id == user_id, OneTimeToken.used_at.is_(None)
         )
         if purpose is not None:
             stmt = stmt.where(OneTimeToken.purpose == purpose)
+        else:
+            stmt = stmt.where(OneTimeToken.purpose != UNDO_PURPOSE)
         return await rowcount(self.db, stmt.values(used_at=now))

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 from sqlalchemy.sql import Select
 
-from identity.db.models import Role, User, UserRole, user_search_text
+from identity.db.models import Factor, Role, User, UserRole, user_search_text
 from identity.repositories import rowcount
 
 
@@ -46,6 +46,29 @@ class UserRepository:
             stmt = stmt.options(joinedload(User.roles))
         return (await self.db.execute(stmt)).unique().scalar()
 
+    async def for_sign_in(self, email: str) -> tuple[User, list[str]] | None:
+        """The user with their roles, and the kinds of their second factors: one statement."""
+        kinds = (
+            select(func.aggregate_strings(Factor.kind, ","))
+            .where(Factor.user_id == User.id)
+            .scalar_subquery()
+        )
+        stmt = select(User, kinds).where(User.email == email).options(joinedload(User.roles))
+        row = (await self.db.execute(stmt)).unique().first()
+        if row is None:
+            return None
+        user, found = row
+        return user, sorted(set(found.split(","))) if found else []
+
+    async def upgrade_hash(self, user_id: uuid.UUID, password_hash: str) -> None:
+        """The same password, hashed with today's parameters."""
+        stmt = (
+            update(User)
+            .where(User.id == user_id)
+            .values(password_hash=password_hash, updated_at=User.updated_at)
+        )
+        await self.db.execute(stmt)
+
     async def record_login(
         self, user_id: uuid.UUID, now: datetime, *, password_hash: str | None = None
     ) -> None:
@@ -53,7 +76,9 @@ class UserRepository:
         values: dict[str, object] = {"last_login_at": now, "updated_at": User.updated_at}
         if password_hash is not None:
             values["password_hash"] = password_hash
-        await self.db.execute(update(User).where(User.id == user_id).values(**values))
+        stmt = update(User).where(User.id == user_id).values(**values)
+        # The caller may hold this user's row; it sets `last_login_at` on it itself.
+        await self.db.execute(stmt.execution_options(synchronize_session=False))
 
     async def is_active(self, user_id: uuid.UUID) -> bool:
         return bool(await self.db.scalar(select(User.is_active).where(User.id == user_id)))

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 MAC_SIZE = 32  # 256 bits
+DATA_KEY_PURPOSE = "data-key"  # the sealing of data keys (services.datakeys)
 _NONCE = 12
 
 

@@ -233,7 +233,16 @@ class KeyRing:
         published = {s.kid for s in self.states(now) if s.state in ("pending", "active", "retired")}
         return {"keys": [k.public_jwk for k in self._ordered if k.kid in published]}
 
-    def sign(self, *, sub: uuid.UUID, sid: uuid.UUID, roles: list[str], now: datetime) -> str:
+    def sign(
+        self,
+        *,
+        sub: uuid.UUID,
+        sid: uuid.UUID,
+        roles: list[str],
+        now: datetime,
+        aal: int = 1,
+        amr: list[str] | None = None,
+    ) -> str:
         key = self._signer(now)
         if key is None:
             raise RuntimeError("no active signing key; run `identity keys rotate`")
@@ -250,6 +259,8 @@ class KeyRing:
             "iat": iat,
             "exp": iat + self.access_token_ttl,
             "roles": roles,
+            "aal": aal,
+            "amr": amr if amr is not None else ["pwd"],
         }
         # The JWS compact form, as PyJWT writes it, without its generic per-call work.
         header = {"alg": key.algorithm, "kid": key.kid, "typ": ACCESS_TOKEN_TYPE}

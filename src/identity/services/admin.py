@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from identity.db.models import AuditEvent, Permission, Role, User
+from identity.db.models import AuditEvent, Role, User
 from identity.repositories.audit import AuditQuery
 from identity.repositories.users import UserQuery
+from identity.services import privileges
 from identity.services.errors import (
     EmailAlreadyRegistered,
     NotFound,
     PermissionDenied,
-    ValidationFailed,
 )
 from identity.services.fields import UNSET, Maybe
 from identity.services.paging import Cursors, Page
@@ -27,8 +25,6 @@ from identity.services.runtime import Runtime
 from identity.services.tokens import INVITATION, OneTimeTokens
 from identity.services.uow import UnitOfWork
 from identity.services.validation import Checker
-
-_ROLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +40,6 @@ class UserChanges:
     last_name: Maybe[str] = UNSET
     email: Maybe[str] = UNSET
     is_active: Maybe[bool] = UNSET
-
-
-@dataclass(frozen=True, slots=True)
-class RoleChanges:
-    name: Maybe[str] = UNSET
-    description: Maybe[str] = UNSET
-    permissions: Maybe[list[str]] = UNSET
 
 
 class Admin:
@@ -90,7 +79,7 @@ class Admin:
         if any(role.name != USER_ROLE for role in roles) and not actor.has("roles:assign"):
             raise PermissionDenied("Giving roles other than `user` needs `roles:assign`.")
         for role in roles:
-            await self._ensure_grantable(uow, actor, role)
+            await privileges.ensure_grantable(uow, actor, role)
         if await uow.users.email_taken(email):
             raise EmailAlreadyRegistered()
         user = await add_user(
@@ -139,7 +128,7 @@ class Admin:
                 values["is_active"] = changes.is_active
         check.done()
 
-        user = await self._target(uow, actor, user_id)
+        user = await privileges.target(uow, actor, user_id)
         changed = sorted(name for name, value in values.items() if getattr(user, name) != value)
         now = self.rt.clock.now()
         if "email" in changed:
@@ -172,7 +161,7 @@ class Admin:
         return user
 
     async def verify_user(self, uow: UnitOfWork, actor: Principal, user_id: uuid.UUID) -> User:
-        user = await self._target(uow, actor, user_id)
+        user = await privileges.target(uow, actor, user_id)
         if not user.is_verified:
             user.is_verified = True
             user.updated_at = self.rt.clock.now()
@@ -182,7 +171,7 @@ class Admin:
 
     async def delete_user(self, uow: UnitOfWork, actor: Principal, user_id: uuid.UUID) -> None:
         """The user, their roles, sessions and tokens go; audit events keep the id."""
-        user = await self._target(uow, actor, user_id)
+        user = await privileges.target(uow, actor, user_id)
         await guard_last_admin(uow, user)
         await uow.users.delete(user.id)
         uow.audit.record("admin.user_deleted", actor=actor.user_id, subject=user.id)
@@ -191,7 +180,7 @@ class Admin:
     async def revoke_user_sessions(
         self, uow: UnitOfWork, actor: Principal, user_id: uuid.UUID
     ) -> int:
-        user = await self._target(uow, actor, user_id)
+        user = await privileges.target(uow, actor, user_id)
         count = await uow.sessions.revoke_all(user.id, self.rt.clock.now(), "revoked_by_admin")
         uow.audit.record(
             "admin.sessions_revoked", actor=actor.user_id, subject=user.id, count=count
@@ -202,9 +191,9 @@ class Admin:
     async def assign_role(
         self, uow: UnitOfWork, actor: Principal, user_id: uuid.UUID, role_id: uuid.UUID
     ) -> User:
-        user = await self._target(uow, actor, user_id)
+        user = await privileges.target(uow, actor, user_id)
         role = await self._role(uow, role_id)
-        await self._ensure_grantable(uow, actor, role)
+        await privileges.ensure_grantable(uow, actor, role)
         if await uow.roles.grant(user.id, role.id):
             uow.audit.record(
                 "admin.role_assigned", actor=actor.user_id, subject=user.id, role=role.name
@@ -215,9 +204,9 @@ class Admin:
     async def revoke_role(
         self, uow: UnitOfWork, actor: Principal, user_id: uuid.UUID, role_id: uuid.UUID
     ) -> User:
-        user = await self._target(uow, actor, user_id)
+        user = await privileges.target(uow, actor, user_id)
         role = await self._role(uow, role_id)
-        await self._ensure_grantable(uow, actor, role)
+        await privileges.ensure_grantable(uow, actor, role)
         if role.name == ADMIN_ROLE:
             await guard_last_admin(uow, user)
         if await uow.roles.take(user.id, role.id):
@@ -262,113 +251,6 @@ class Admin:
         await uow.commit()
         return AdminGrant(user=user, created=created, granted=granted)
 
-    # Roles ------------------------------------------------------------------------------
-
-    async def create_role(
-        self, uow: UnitOfWork, actor: Principal, name: str, description: str, codes: list[str]
-    ) -> Role:
-        check = Checker()
-        name = self._role_name(check, name)
-        description = self._description(check, description)
-        codes = await self._known_codes(uow, check, codes)
-        if name and await uow.roles.by_name(name) is not None:
-            check.fail("name", "taken", "A role with this name exists.")
-        check.done()
-        self._ensure_held(actor, codes)
-        now = self.rt.clock.now()
-        role = Role(
-            id=uuid.uuid4(),
-            name=name,
-            description=description,
-            is_system=False,
-            created_at=now,
-            updated_at=now,
-        )
-        uow.roles.add(role)
-        try:
-            await uow.roles.flush()
-        except IntegrityError:
-            await uow.rollback()
-            raise ValidationFailed.one("name", "taken", "A role with this name exists.") from None
-        await uow.roles.set_permissions(role.id, codes)
-        uow.audit.record("admin.role_created", actor=actor.user_id, role=name, permissions=codes)
-        await uow.commit()
-        return role
-
-    async def update_role(
-        self, uow: UnitOfWork, actor: Principal, role_id: uuid.UUID, changes: RoleChanges
-    ) -> Role:
-        role = await self._role(uow, role_id)
-        await self._ensure_grantable(uow, actor, role)
-        check = Checker()
-        name = description = None
-        codes: list[str] | None = None
-        if changes.name is not UNSET:
-            name = self._role_name(check, changes.name)
-            if role.is_system and name != role.name:
-                check.fail("name", "system_role", "System roles cannot be renamed.")
-            elif name != role.name and await uow.roles.by_name(name) is not None:
-                check.fail("name", "taken", "A role with this name exists.")
-        if changes.description is not UNSET:
-            description = self._description(check, changes.description)
-        if changes.permissions is not UNSET:
-            if changes.permissions is None:
-                check.fail("permissions", "required", "This field cannot be null.")
-            else:
-                codes = await self._known_codes(uow, check, changes.permissions)
-                if role.name == ADMIN_ROLE and set(codes) != {
-                    p.code for p in await uow.roles.catalogue()
-                }:
-                    check.fail(
-                        "permissions", "system_role", "The admin role keeps every permission."
-                    )
-        check.done()
-        if codes is not None:
-            self._ensure_held(actor, codes)
-
-        details: dict[str, Any] = {}
-        if name is not None and name != role.name:
-            details["renamed_from"] = role.name
-            role.name = name
-        if description is not None and description != role.description:
-            role.description = description
-            details["description"] = True
-        if codes is not None:
-            before = await uow.roles.permission_codes(role.id)
-            if before != sorted(codes):
-                await uow.roles.set_permissions(role.id, codes)
-                details["permissions"] = sorted(codes)
-                details["permissions_before"] = before
-        if details:
-            role.updated_at = self.rt.clock.now()
-            uow.audit.record("admin.role_updated", actor=actor.user_id, role=role.name, **details)
-        try:
-            await uow.commit()
-        except IntegrityError:
-            await uow.rollback()
-            raise ValidationFailed.one("name", "taken", "A role with this name exists.") from None
-        return role
-
-    async def delete_role(self, uow: UnitOfWork, actor: Principal, role_id: uuid.UUID) -> None:
-        """Deleting an assigned role takes it from its holders (each is audited)."""
-        role = await self._role(uow, role_id)
-        if role.is_system:
-            raise ValidationFailed.one("id", "system_role", "System roles cannot be deleted.")
-        await self._ensure_grantable(uow, actor, role)
-        holders = await uow.roles.holders(role.id)
-        for holder in holders:
-            uow.audit.record(
-                "admin.role_revoked", actor=actor.user_id, subject=holder, role=role.name
-            )
-        await uow.roles.delete(role.id)
-        uow.audit.record(
-            "admin.role_deleted", actor=actor.user_id, role=role.name, holders=len(holders)
-        )
-        await uow.commit()
-
-    async def catalogue(self, uow: UnitOfWork) -> list[Permission]:
-        return await uow.roles.catalogue()
-
     # Audit ------------------------------------------------------------------------------
 
     async def audit_events(
@@ -389,31 +271,6 @@ class Admin:
 
     # Helpers ----------------------------------------------------------------------------
 
-    async def _user(self, uow: UnitOfWork, user_id: uuid.UUID) -> User:
-        user = await uow.users.get(user_id)
-        if user is None:
-            raise NotFound("No user with this id.")
-        return user
-
-    async def _target(self, uow: UnitOfWork, actor: Principal, user_id: uuid.UUID) -> User:
-        """A user the actor may manage: not one with a permission the actor lacks (else a
-        `users:write` holder could, say, move an admin's address to their own mailbox)."""
-        user = await self._user(uow, user_id)
-        held = (await uow.roles.permission_codes_of_users([user.id])).get(user.id, [])
-        self._ensure_held(actor, held)
-        return user
-
-    async def _ensure_grantable(self, uow: UnitOfWork, actor: Principal, role: Role) -> None:
-        """Roles are given, taken and edited only by someone who holds all they grant."""
-        self._ensure_held(actor, await uow.roles.permission_codes(role.id))
-
-    def _ensure_held(self, actor: Principal, codes: list[str]) -> None:
-        missing = sorted(set(codes) - actor.permissions)
-        if missing:
-            raise PermissionDenied(
-                f"Forbidden: this needs permissions you do not hold: {', '.join(missing)}."
-            )
-
     async def _role(self, uow: UnitOfWork, role_id: uuid.UUID) -> Role:
         role = await uow.roles.get(role_id)
         if role is None:
@@ -428,38 +285,3 @@ class Admin:
         if unknown:
             check.fail(field, "unknown_role", f"Unknown roles: {', '.join(unknown)}.")
         return [known[name] for name in sorted(set(names)) if name in known]
-
-    async def _known_codes(self, uow: UnitOfWork, check: Checker, codes: list[str]) -> list[str]:
-        catalogue = {p.code for p in await uow.roles.catalogue()}
-        unknown = sorted(set(codes) - catalogue)
-        if unknown:
-            check.fail(
-                "permissions", "unknown_permission", f"Unknown permissions: {', '.join(unknown)}."
-            )
-        return sorted(set(codes) & catalogue)
-
-    def _role_name(self, check: Checker, name: str | None) -> str:
-        if name is None:
-            check.fail("name", "required", "This field cannot be null.")
-            return ""
-        name = name.strip()
-        if not name:
-            check.fail("name", "required", "Enter a name.")
-        elif len(name) > 64:
-            check.fail("name", "too_long", "Use at most 64 characters.")
-        elif not _ROLE_NAME.match(name):
-            check.fail(
-                "name",
-                "invalid_characters",
-                "Use letters, digits and . _ : - (starting with a letter or digit).",
-            )
-        return name
-
-    def _description(self, check: Checker, description: str | None) -> str:
-        if description is None:
-            check.fail("description", "required", "This field cannot be null.")
-            return ""
-        description = description.strip()
-        if len(description) > 255:
-            check.fail("description", "too_long", "Use at most 255 characters.")
-        return description

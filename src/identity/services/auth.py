@@ -10,14 +10,16 @@ from datetime import datetime, timedelta
 from typing import NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from identity import metrics
 from identity.db.models import Role, Session, User
 from identity.repositories.hot import PostgresHotPath
 from identity.repositories.keys import KeyRepository
-from identity.repositories.sessions import SessionRepository
+from identity.repositories.sessions import Rotated, SessionRepository
 from identity.repositories.users import UserRepository
 from identity.security.jwt import InvalidAccessToken, UnknownKey
+from identity.services.challenges import MFA, Challenges
 from identity.services.errors import (
     AccountDisabled,
     DomainError,
@@ -26,7 +28,14 @@ from identity.services.errors import (
     InvalidToken,
     RateLimited,
 )
-from identity.services.principal import ClientInfo, Principal
+from identity.services.principal import (
+    PASSWORD_ONLY,
+    Assurance,
+    ClientInfo,
+    Principal,
+    granted_roles,
+    grants,
+)
 from identity.services.runtime import Runtime
 from identity.services.throttle import Throttle
 from identity.services.uow import UnitOfWork
@@ -47,6 +56,16 @@ class AuthResult:
     roles: list[Role]
     session_id: uuid.UUID
     session_ends: datetime  # the refresh token's absolute end (a cookie's lifetime)
+    assurance: Assurance = PASSWORD_ONLY
+
+
+@dataclass(frozen=True, slots=True)
+class MfaPending:
+    """The password was right; the sign-in needs a second factor (no session yet)."""
+
+    mfa_token: str
+    methods: list[str]  # TOTP, RECOVERY_CODE, PASSKEY
+    expires_in: int
 
 
 class Unauthenticated(Exception):
@@ -58,11 +77,13 @@ class Auth:
         self,
         rt: Runtime,
         throttle: Throttle,
+        challenges: Challenges,
         reads: async_sessionmaker[AsyncSession],
         hot: PostgresHotPath | None = None,
     ) -> None:
         self.rt = rt
         self.throttle = throttle
+        self.challenges = challenges
         self.reads = reads
         self.hot = hot
         self._keys_reloaded_at = 0.0
@@ -95,9 +116,16 @@ class Auth:
         session_id: uuid.UUID,
         counter: int,
         session_ends: datetime,
+        assurance: Assurance,
     ) -> AuthResult:
+        # Other services read `roles`: a role that requires MFA is left out at aal 1.
         access = self.rt.keyring.sign(
-            sub=user.id, sid=session_id, roles=[r.name for r in roles], now=self.rt.clock.now()
+            sub=user.id,
+            sid=session_id,
+            roles=[r.name for r in granted_roles(roles, assurance.aal)],
+            aal=assurance.aal,
+            amr=list(assurance.amr),
+            now=self.rt.clock.now(),
         )
         return AuthResult(
             access_token=access,
@@ -107,6 +135,7 @@ class Auth:
             roles=roles,
             session_id=session_id,
             session_ends=session_ends,
+            assurance=assurance,
         )
 
     async def start_session(
@@ -116,9 +145,12 @@ class Auth:
         client: ClientInfo,
         *,
         password_hash: str | None = None,
+        assurance: Assurance = PASSWORD_ONLY,
+        roles: list[Role] | None = None,
     ) -> AuthResult:
-        """Open a session for a user (read with their roles) whose credentials were just
-        proven, storing an upgraded password hash if there is one; commits."""
+        """Open a session for a user (read with their roles, or with `roles` given) whose
+        credentials were just proven, storing an upgraded password hash if there is one;
+        commits."""
         now = self.rt.clock.now()
         session = Session(
             id=uuid.uuid4(),
@@ -130,6 +162,9 @@ class Auth:
             user_agent=(client.user_agent or "")[:512] or None,
             ip_address=client.ip_address,
             refresh_counter=0,
+            aal=assurance.aal,
+            amr=list(assurance.amr),
+            authenticated_at=now,
         )
         # A new device, not the first sign-in ever (that is the account's own first device).
         if (
@@ -146,16 +181,24 @@ class Auth:
             )
         uow.sessions.add(session)
         await uow.users.record_login(user.id, now, password_hash=password_hash)
-        uow.audit.record("auth.login", actor=user.id, subject=user.id, session_id=str(session.id))
+        uow.audit.record(
+            "auth.login",
+            actor=user.id,
+            subject=user.id,
+            session_id=str(session.id),
+            amr=list(assurance.amr),
+        )
         await uow.commit()
-        user.last_login_at = now
-        return self._issue(user, list(user.roles), session.id, 0, session.expires_at)
+        # As stored, without marking the row changed (the UPDATE above wrote it).
+        set_committed_value(user, "last_login_at", now)
+        roles = list(user.roles) if roles is None else roles
+        return self._issue(user, roles, session.id, 0, session.expires_at, assurance)
 
     # Use cases --------------------------------------------------------------------------
 
     async def login(
         self, uow: UnitOfWork, email: str, password: str, client: ClientInfo
-    ) -> AuthResult:
+    ) -> AuthResult | MfaPending:
         check = Checker()
         email = check.email("email", email)
         as_typed, password = password, check.given_password("password", password)
@@ -165,7 +208,8 @@ class Auth:
             await self.throttle.per_address(self.throttle.login_address, uow.client)
             # A read of its own: no connection is held while the password is checked.
             async with self.reads() as db:
-                user = await UserRepository(db).by_email(email, with_roles=True)
+                found = await UserRepository(db).for_sign_in(email)
+            user, factor_kinds = found if found is not None else (None, [])
             await self.throttle.before_credentials(uow, email, user)
         except RateLimited:
             metrics.LOGINS.labels("rate_limited").inc()
@@ -186,8 +230,24 @@ class Auth:
         if self.rt.settings.require_verified_email and not user.is_verified:
             await self._refuse(uow, user, email, "unverified", EmailNotVerified())
         upgraded = await self.rt.hasher.hash(password) if verification.needs_rehash else None
+        if factor_kinds:
+            metrics.LOGINS.labels("mfa_required").inc()
+            return await self._second_step(uow, user, factor_kinds, upgraded)
         metrics.LOGINS.labels("success").inc()
         return await self.start_session(uow, user, client, password_hash=upgraded)
+
+    async def _second_step(
+        self, uow: UnitOfWork, user: User, factor_kinds: list[str], upgraded: str | None
+    ) -> MfaPending:
+        """The password was right and MFA is on: an mfaToken instead of a session."""
+        if upgraded is not None:
+            await uow.users.upgrade_hash(user.id, upgraded)
+        issued = await self.challenges.issue(uow, MFA, user, data={"amr": ["pwd"]})
+        # Recovery codes come with MFA: while it is on there is a set, used up or not.
+        methods = [k.upper() for k in ("totp", "passkey") if k in factor_kinds] + ["RECOVERY_CODE"]
+        uow.audit.record("auth.mfa_challenged", subject=user.id, methods=methods)
+        await uow.commit()
+        return MfaPending(mfa_token=issued.token, methods=methods, expires_in=issued.expires_in)
 
     async def _refuse(
         self, uow: UnitOfWork, user: User | None, email: str, reason: str, error: DomainError
@@ -207,25 +267,27 @@ class Auth:
         if self.hot is not None:  # PostgreSQL: rotate and read the user in one statement
             done = await self.hot.rotate(session_id, counter, now, idle_since)
             if done is not None:
-                return self._issue(*done[:2], session_id, counter + 1, done[2])
+                user, roles, session = done
+                return self._issue(
+                    user, roles, session_id, counter + 1, session.ends, _assurance(session)
+                )
             rotated = None
         else:
             rotated = await uow.sessions.rotate(session_id, counter, now, idle_since)
         if rotated is None:
             rotated = await self._successor_within_grace(uow, session_id, counter, now)
-        user_id, session_ends = rotated
         counter += 1
-        user = await uow.users.get(user_id)
-        if user is None or not user.is_active:
+        found = await uow.users.get(rotated.user_id)
+        if found is None or not found.is_active:
             await uow.rollback()
             raise InvalidToken()
-        roles = await uow.roles.of_user(user.id)
+        roles = await uow.roles.of_user(found.id)
         await uow.commit()
-        return self._issue(user, roles, session_id, counter, session_ends)
+        return self._issue(found, roles, session_id, counter, rotated.ends, _assurance(rotated))
 
     async def _successor_within_grace(
         self, uow: UnitOfWork, session_id: uuid.UUID, counter: int, now: datetime
-    ) -> tuple[uuid.UUID, datetime]:
+    ) -> Rotated:
         """The token was not current: the grace rule, or reuse detection."""
         session = await uow.sessions.get(session_id)
         if session is None or not self._live(session, now) or counter >= session.refresh_counter:
@@ -234,7 +296,12 @@ class Auth:
         grace = timedelta(seconds=self.rt.settings.refresh_reuse_grace)
         if session.refresh_counter == counter + 1 and now - session.refreshed_at <= grace:
             # Two tabs refreshed at once: the slower one gets the same successor.
-            return session.user_id, session.expires_at
+            return Rotated(
+                user_id=session.user_id,
+                ends=session.expires_at,
+                aal=session.aal,
+                amr=list(session.amr),
+            )
         await self._reuse_detected(uow, session, now)
         raise InvalidToken()
 
@@ -313,11 +380,18 @@ class Auth:
                 )
         if rows is None:
             raise Unauthenticated()
-        permissions = frozenset(p.code for granted in rows.permissions.values() for p in granted)
+        granted, withheld = grants(rows.roles, rows.permissions, rows.aal)
         return Principal(
             user=rows.user,
             session_id=claims.sid,
             roles=rows.roles,
             role_permissions=rows.permissions,
-            permissions=permissions,
+            permissions=granted,
+            withheld=withheld,
+            assurance=Assurance(aal=rows.aal, amr=tuple(rows.amr)),
+            authenticated_at=rows.authenticated_at,
         )
+
+
+def _assurance(session: Rotated) -> Assurance:
+    return Assurance(aal=session.aal, amr=tuple(session.amr))

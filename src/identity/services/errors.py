@@ -73,6 +73,16 @@ class PermissionDenied(DomainError):
     message = "Forbidden: you cannot act on what you could not grant yourself."
 
 
+class MfaRequired(PermissionDenied):
+    """The permission comes from a role that requires MFA, and the session has one factor.
+
+    Not a result-union member: the GraphQL layer answers it with an MFA_REQUIRED error, so a
+    client can send the user to add a second factor (enrolling raises the session at once).
+    """
+
+    message = "This needs a second factor: sign in with one, or add one to your account."
+
+
 class SignedOut(DomainError):
     """The caller's account went away during the request (GraphQL: UNAUTHENTICATED)."""
 

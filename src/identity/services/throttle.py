@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import uuid
 
 from identity.db.models import User
 from identity.security.ratelimit import Rule
@@ -34,6 +35,7 @@ class Throttle:
         self.register_email = Rule.parse("register-email", settings.rate_limit_register_email)
         self.recovery_address = Rule.parse("recovery-address", settings.rate_limit_recovery_address)
         self.recovery_email = Rule.parse("recovery-email", settings.rate_limit_recovery_email)
+        self.mfa_account = Rule.parse("mfa-account", settings.rate_limit_mfa_account)
 
     async def count(self, rule: Rule, key: str | None) -> None:
         """Count one attempt against `rule`; RateLimited when it is used up."""
@@ -98,6 +100,17 @@ class Throttle:
             await uow.commit()
             raise InvalidCredentials("The current password is incorrect.")
         await self.credentials_succeeded(user.email)
+
+    # Second factors -----------------------------------------------------------------------
+
+    async def before_second_factor(self, user_id: uuid.UUID) -> None:
+        """Count a second-factor attempt before it is checked (a concurrent burst gets no
+        more tries than the allowance). Only a right second factor clears the count: a right
+        password must not, or the password alone would buy endless guesses."""
+        await self.count(self.mfa_account, str(user_id))
+
+    async def second_factor_succeeded(self, user_id: uuid.UUID) -> None:
+        await self.limiter.clear(self.mfa_account, str(user_id))
 
 
 def address_key(address: str | None) -> str:

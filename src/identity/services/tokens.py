@@ -1,4 +1,5 @@
-"""One-time tokens: password reset, email verification, email change, invitation.
+"""One-time tokens: password reset, email verification, email change, invitation, and the
+"this wasn't me" link that undoes an added factor or sign-in method.
 
 A token is `base64url(id ‖ HMAC(secret, id ‖ purpose ‖ user id))`: at least 256 bits, bound
 to its purpose and user, and only the id is stored. A new token of a purpose voids the
@@ -20,6 +21,7 @@ PASSWORD_RESET = "password_reset"
 VERIFY_EMAIL = "verify_email"
 EMAIL_CHANGE = "email_change"
 INVITATION = "invitation"
+REVERT_CHANGE = "revert_change"  # survives password and email changes; one per change
 
 _MAC_PURPOSE = "one-time-token"
 
@@ -35,6 +37,7 @@ class OneTimeTokens:
             VERIFY_EMAIL: settings.verify_email_ttl,
             EMAIL_CHANGE: settings.email_change_ttl,
             INVITATION: settings.invitation_ttl,
+            REVERT_CHANGE: 24 * 3600,
         }[purpose]
         return timedelta(seconds=seconds)
 
@@ -48,7 +51,8 @@ class OneTimeTokens:
         """
         await uow.locks.hold(f"one-time-tokens:{user.id}")
         now = self.rt.clock.now()
-        await uow.tokens.void(user.id, now, purpose)
+        if purpose != REVERT_CHANGE:  # each change has its own undo link
+            await uow.tokens.void(user.id, now, purpose)
         row = OneTimeToken(
             id=uuid.uuid4(),
             user_id=user.id,
@@ -91,6 +95,7 @@ class OneTimeTokens:
             INVITATION: settings.password_reset_url,
             VERIFY_EMAIL: settings.verify_email_url,
             EMAIL_CHANGE: settings.confirm_email_change_url,
+            REVERT_CHANGE: settings.revert_change_url,
         }[row.purpose]
         return template.replace("{public_url}", settings.public_url).replace(
             "{token}", self.token(row)

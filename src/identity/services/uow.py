@@ -11,6 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from identity.clock import Clock
 from identity.db.models import OutboxMessage
 from identity.repositories.audit import AuditRepository, new_event
+from identity.repositories.challenges import ChallengeRepository
+from identity.repositories.data_keys import DataKeyRepository
+from identity.repositories.factors import FactorRepository, RecoveryCodeRepository
 from identity.repositories.keys import KeyRepository
 from identity.repositories.locks import LockRepository
 from identity.repositories.outbox import OutboxRepository
@@ -126,6 +129,22 @@ class UnitOfWork:
     @cached_property
     def outbox(self) -> Outbox:
         return Outbox(self.outbox_messages, self.clock)
+
+    @cached_property
+    def factors(self) -> FactorRepository:
+        return FactorRepository(self.db)
+
+    @cached_property
+    def recovery_codes(self) -> RecoveryCodeRepository:
+        return RecoveryCodeRepository(self.db)
+
+    @cached_property
+    def challenges(self) -> ChallengeRepository:
+        return ChallengeRepository(self.db)
+
+    @cached_property
+    def data_keys(self) -> DataKeyRepository:
+        return DataKeyRepository(self.db)
 
     @cached_property
     def transfer(self) -> TransferRepository:

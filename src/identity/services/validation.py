@@ -24,6 +24,8 @@ def normalize_email(value: str) -> str | None:
     return normalized if len(normalized) <= EMAIL_MAX else None
 
 
+LABEL_MAX = 64
+
 # Bidirectional overrides and isolates: they make a name display as something else.
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -62,6 +64,17 @@ class Checker:
         elif any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI for ch in value):
             self.fail(field, "invalid_characters", "Control characters are not allowed.")
         return value
+
+    def label(self, field: str, value: str | None, default: str) -> str:
+        """A name people give a thing (a factor): up to 64 characters, no control characters."""
+        if value is None:
+            return default
+        value = unicodedata.normalize("NFKC", value).strip()
+        if len(value) > LABEL_MAX:
+            self.fail(field, "too_long", f"Use at most {LABEL_MAX} characters.")
+        elif any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI for ch in value):
+            self.fail(field, "invalid_characters", "Control characters are not allowed.")
+        return value or default
 
     def new_password(self, field: str, value: str | None) -> str:
         """A password being set: the full policy."""

@@ -17,10 +17,11 @@ from identity.graphql.errors import (
     RateLimited,
     ValidationError,
 )
+from identity.graphql.factors import MfaMethod, MfaRequired
 from identity.graphql.mutations import mutation
 from identity.graphql.types import AuthPayload, User
 from identity.services.accounts import Registration
-from identity.services.auth import AuthResult
+from identity.services.auth import AuthResult, MfaPending
 from identity.services.errors import InvalidToken as InvalidTokenError
 
 
@@ -68,6 +69,7 @@ RegisterResult = Annotated[
 ]
 LoginResult = Annotated[
     AuthPayload
+    | MfaRequired
     | InvalidCredentials
     | AccountDisabled
     | EmailNotVerified
@@ -98,6 +100,14 @@ def auth_payload(context: Context, result: AuthResult) -> AuthPayload:
     )
 
 
+def mfa_required(pending: MfaPending) -> MfaRequired:
+    return MfaRequired(
+        mfa_token=pending.mfa_token,
+        methods=[MfaMethod(method) for method in pending.methods],
+        expires_in=pending.expires_in,
+    )
+
+
 @strawberry.type
 class AuthMutations:
     @mutation("Create an account with the `user` role.")
@@ -112,13 +122,18 @@ class AuthMutations:
             user = await info.context.container.accounts.register(uow, data)
         return RegisterSuccess(user=User.from_row(user))
 
-    @mutation("Sign in with email and password; starts a session.")
+    @mutation(
+        "Sign in with email and password; starts a session, or, with MFA on, answers "
+        "`MfaRequired` (finish with `verifyMfa`)."
+    )
     async def login(self, info: GraphQLInfo, input: LoginInput) -> LoginResult:
         context = info.context
         async with context.unit_of_work() as uow:
             result = await context.container.auth.login(
                 uow, input.email, input.password, context.client
             )
+        if isinstance(result, MfaPending):
+            return mfa_required(result)
         return auth_payload(context, result)
 
     @mutation("Trade a refresh token for new tokens; the refresh token is rotated.")

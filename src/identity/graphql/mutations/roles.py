@@ -11,7 +11,7 @@ from identity.graphql.errors import NotFound, ValidationError
 from identity.graphql.mutations import maybe, mutation, parse_id
 from identity.graphql.permissions import HasPermission
 from identity.graphql.types import Role
-from identity.services.admin import RoleChanges
+from identity.services.roles import RoleChanges
 
 
 @strawberry.input
@@ -20,6 +20,10 @@ class CreateRoleInput:
     description: str = ""
     permissions: list[str] = strawberry.field(
         default_factory=list, description="Permission codes, e.g. `users:read`."
+    )
+    requires_mfa: bool = strawberry.field(
+        default=False,
+        description="Grant the permissions only in sessions signed in with a second factor.",
     )
 
 
@@ -31,6 +35,10 @@ class UpdateRoleInput:
     description: str | None = strawberry.UNSET
     permissions: list[str] | None = strawberry.field(
         default=strawberry.UNSET, description="The complete new set of permission codes."
+    )
+    requires_mfa: bool | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Grant the permissions only in sessions signed in with a second factor.",
     )
 
 
@@ -66,8 +74,8 @@ class RoleMutations:
     async def create_role(self, info: GraphQLInfo, input: CreateRoleInput) -> CreateRoleResult:
         principal = await info.context.require_principal()
         async with info.context.unit_of_work() as uow:
-            role = await info.context.container.admin.create_role(
-                uow, principal, input.name, input.description, input.permissions
+            role = await info.context.container.roles.create_role(
+                uow, principal, input.name, input.description, input.permissions, input.requires_mfa
             )
         return CreateRoleSuccess(role=Role.from_row(role))
 
@@ -83,9 +91,10 @@ class RoleMutations:
             name=maybe(input.name),
             description=maybe(input.description),
             permissions=maybe(input.permissions),
+            requires_mfa=maybe(input.requires_mfa),
         )
         async with info.context.unit_of_work() as uow:
-            role = await info.context.container.admin.update_role(
+            role = await info.context.container.roles.update_role(
                 uow, principal, parse_id(id, "role"), changes
             )
         info.context.loaders.forget()
@@ -98,6 +107,6 @@ class RoleMutations:
     async def delete_role(self, info: GraphQLInfo, id: strawberry.ID) -> DeleteRoleResult:
         principal = await info.context.require_principal()
         async with info.context.unit_of_work() as uow:
-            await info.context.container.admin.delete_role(uow, principal, parse_id(id, "role"))
+            await info.context.container.roles.delete_role(uow, principal, parse_id(id, "role"))
         info.context.loaders.forget()
         return DeleteRoleSuccess(message="Role deleted.")

@@ -1,0 +1,124 @@
+"""One-time secrets of multi-step flows: an mfaToken after the password, a TOTP enrolment, a
+passkey registration or sign-in.
+
+A token is `base64url(id ‖ HMAC(secret, id ‖ purpose ‖ user ‖ password stamp))` (see
+security.derive): only the id is stored, and a token is bound to its purpose, to its user
+and to the password the user had when it was made, so a password change makes it worthless.
+Each is single use, short-lived, and stored in the database so every instance knows it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from identity.db.models import Challenge, User
+from identity.security.derive import read_token
+from identity.services.errors import InvalidToken
+from identity.services.runtime import Runtime
+from identity.services.uow import UnitOfWork
+
+MFA = "mfa"  # the second step of a sign-in
+TOTP_ENROLLMENT = "totp-enrollment"
+PASSKEY_REGISTRATION = "passkey-registration"
+PASSKEY_LOGIN = "passkey-login"
+
+LIFETIMES = {
+    MFA: timedelta(minutes=5),
+    TOTP_ENROLLMENT: timedelta(minutes=10),
+    PASSKEY_REGISTRATION: timedelta(minutes=5),
+    PASSKEY_LOGIN: timedelta(minutes=5),
+}
+# The purposes of which a user has at most one pending: a new one voids the older.
+_ONE_AT_A_TIME = frozenset({TOTP_ENROLLMENT, PASSKEY_REGISTRATION})
+MAX_FAILURES = 5
+_MAC_PURPOSE = "challenge"
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    row: Challenge
+    token: str
+    expires_in: int  # seconds
+
+
+class Challenges:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    async def issue(
+        self,
+        uow: UnitOfWork,
+        purpose: str,
+        user: User | None,
+        *,
+        data: dict[str, Any] | None = None,
+        sealed: bytes | None = None,
+        challenge_id: uuid.UUID | None = None,
+    ) -> Issued:
+        """A new challenge in the caller's transaction (enrolments void the older one)."""
+        now = self.rt.clock.now()
+        if user is not None and purpose in _ONE_AT_A_TIME:
+            await uow.locks.hold(f"challenges:{user.id}")
+            await uow.challenges.void(user.id, purpose)
+        lifetime = LIFETIMES[purpose]
+        row = Challenge(
+            id=challenge_id or uuid.uuid4(),
+            purpose=purpose,
+            user_id=user.id if user is not None else None,
+            created_at=now,
+            expires_at=now + lifetime,
+            failures=0,
+            data=data or {},
+            sealed=sealed,
+        )
+        uow.challenges.add(row)
+        token = self.rt.secret.token(_MAC_PURPOSE, row.id.bytes, _binding(purpose, user))
+        return Issued(row=row, token=token, expires_in=int(lifetime.total_seconds()))
+
+    async def open(
+        self, uow: UnitOfWork, token: str, purpose: str
+    ) -> tuple[Challenge, User | None]:
+        """The live challenge of `purpose` behind a token, and its (active) user.
+
+        InvalidToken for anything else: unknown, forged, of another purpose, used, expired,
+        failed too often, made before the user's password changed, or of a deactivated user.
+        """
+        parts = read_token(token or "", 16)
+        if parts is None:
+            raise InvalidToken()
+        row = await uow.challenges.get(uuid.UUID(bytes=parts[0]))
+        if row is None or row.purpose != purpose:
+            raise InvalidToken()
+        user = await uow.users.get(row.user_id) if row.user_id is not None else None
+        if row.user_id is not None and (user is None or not user.is_active):
+            raise InvalidToken()
+        if not self.rt.secret.check(_MAC_PURPOSE, *parts, _binding(purpose, user)):
+            raise InvalidToken()
+        now = self.rt.clock.now()
+        if row.used_at is not None or row.expires_at <= now or row.failures >= MAX_FAILURES:
+            raise InvalidToken()
+        return row, user
+
+    async def spend(self, uow: UnitOfWork, row: Challenge) -> None:
+        """Use it up; InvalidToken if another request just did (single use under races)."""
+        if not await uow.challenges.use(row.id, self.rt.clock.now()):
+            raise InvalidToken()
+
+    async def failed(self, uow: UnitOfWork, row: Challenge) -> None:
+        """A wrong answer: the fifth spends the challenge."""
+        await uow.challenges.fail(row.id, MAX_FAILURES, self.rt.clock.now())
+
+
+def password_stamp(user: User) -> bytes:
+    """What changes whenever the user's password does."""
+    changed = user.password_changed_at
+    return changed.isoformat().encode() if changed is not None else b"-"
+
+
+def _binding(purpose: str, user: User | None) -> bytes:
+    if user is None:
+        return purpose.encode()
+    return purpose.encode() + b"\0" + user.id.bytes + b"\0" + password_stamp(user)

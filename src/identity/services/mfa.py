@@ -1,0 +1,108 @@
+"""The second step of signing in: an mfaToken from `login`, and a second factor.
+
+A TOTP code is accepted once per time step and factor (a compare-and-set on the step); a
+recovery code once. Wrong answers count against the mfaToken (five, then it is spent) and
+against a per-account counter that only a right second factor clears.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from identity.security import totp as otp
+from identity.services.auth import Auth, AuthResult
+from identity.services.challenges import MFA, Challenges
+from identity.services.errors import InvalidCredentials
+from identity.services.factors import TOTP, TOTP_SECRET, Factors, recovery_code, totp_code
+from identity.services.principal import OTP, Assurance, ClientInfo
+from identity.services.runtime import Runtime
+from identity.services.throttle import Throttle
+from identity.services.uow import UnitOfWork
+from identity.services.validation import Checker
+
+WRONG_CODE = "The code is incorrect."
+_FEW_LEFT = 2
+
+
+class SecondStep:
+    def __init__(
+        self,
+        rt: Runtime,
+        auth: Auth,
+        challenges: Challenges,
+        factors: Factors,
+        throttle: Throttle,
+    ) -> None:
+        self.rt = rt
+        self.auth = auth
+        self.challenges = challenges
+        self.factors = factors
+        self.throttle = throttle
+
+    async def verify(
+        self,
+        uow: UnitOfWork,
+        mfa_token: str,
+        client: ClientInfo,
+        *,
+        totp_code_given: str | None = None,
+        recovery_code_given: str | None = None,
+    ) -> AuthResult:
+        check = Checker()
+        offered = (("totpCode", totp_code_given), ("recoveryCode", recovery_code_given))
+        given = [name for name, value in offered if value is not None]
+        if len(given) != 1:
+            for field in given or ["totpCode"]:
+                check.fail(field, "one_of", "Give exactly one of totpCode or recoveryCode.")
+            check.done()
+        code = (
+            totp_code(check, "totpCode", totp_code_given)
+            if totp_code_given is not None
+            else recovery_code(check, "recoveryCode", recovery_code_given)
+        )
+        check.done()
+
+        row, user = await self.challenges.open(uow, mfa_token, MFA)
+        assert user is not None  # an mfaToken always has its user
+        await self.throttle.before_second_factor(user.id)
+        now = self.rt.clock.now()
+        if totp_code_given is not None:
+            method, ok = "totp", await self._totp(uow, user.id, code)
+        else:
+            method, ok = (
+                "recovery_code",
+                await uow.recovery_codes.use(
+                    user.id, await self.factors.recovery_digest(user.id, code), now
+                ),
+            )
+        if not ok:
+            await self.challenges.failed(uow, row)
+            uow.audit.record("auth.mfa_failed", subject=user.id, method=method)
+            await uow.commit()
+            raise InvalidCredentials(WRONG_CODE)
+        await self.challenges.spend(uow, row)
+        if method == "recovery_code":
+            left = await uow.recovery_codes.left(user.id)
+            uow.outbox.add(
+                "recovery_code_used",
+                user.email,
+                first_name=user.first_name,
+                left=left,
+                few_left=left <= _FEW_LEFT,
+            )
+        await self.throttle.second_factor_succeeded(user.id)
+        roles = await uow.roles.of_user(user.id)
+        assurance = Assurance.of([*row.data.get("amr", ["pwd"]), OTP])
+        return await self.auth.start_session(uow, user, client, assurance=assurance, roles=roles)
+
+    async def _totp(self, uow: UnitOfWork, user_id: uuid.UUID, code: str) -> bool:
+        """A code of one of the user's apps, at a time step not used before."""
+        now = self.rt.clock.now()
+        for factor in await uow.factors.of_user(user_id, TOTP):
+            assert factor.secret is not None
+            secret = self.rt.secret.unseal(TOTP_SECRET, factor.secret, factor.id.bytes).decode()
+            step = otp.matching_step(secret, code, now)
+            if step is not None:
+                # Replayed (this step or a later one was used): refused like a wrong code.
+                return await uow.factors.accept_step(factor.id, step, now)
+        return False

@@ -67,7 +67,9 @@ def spa_documents() -> list[str]:
 def test_the_apps_graphql_is_valid_and_every_union_member_is_handled() -> None:
     schema = build_schema((REPO / "schema.graphql").read_text(encoding="utf-8"))
     documents = spa_documents()
-    assert len(documents) == 8  # login, refresh, logout; me, register, password, 2 sessions
+    # identity.js: login, verifyMfa, refresh, logout; app.js: me, register, password, two for
+    # sessions, three for factors
+    assert len(documents) == 12
     source = "\n".join(f.read_text() for f in SPA.glob("*.js"))
     handled = set(re.findall(r'case "(\w+)":', source))
     unhandled = []
@@ -487,6 +489,118 @@ async def test_an_api_on_another_site_gets_no_cookie(
         assert all('"refreshToken":"' not in body for _, body in await watch.exchanges())
         await context.close()
         assert not watch.problems, watch.problems
+
+
+# Two-step sign-in ---------------------------------------------------------------------------
+
+
+async def verified_account(stack: Stack, email: str) -> None:
+    """Registered through the API, with the address confirmed through its mailed link."""
+    names = {"firstName": "M", "lastName": "F"}
+    registered = api_call(stack, REGISTER, {"i": {"email": email, "password": PASSWORD, **names}})
+    assert registered["data"]["register"]["__typename"] == "RegisterSuccess"
+    for _ in range(100):
+        if any(stack.mail.glob("*.eml")):
+            try:
+                link = link_in_mail(stack, email, "Confirm your email")
+                break
+            except AssertionError:
+                pass
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail("no verification mail was sent")
+    token = link.partition("#token=")[2]
+    verify = "mutation($t: String!) { verifyEmail(input: {token: $t}) { __typename } }"
+    answer = api_call(stack, verify, {"t": token})["data"]["verifyEmail"]
+    assert answer["__typename"] == "VerifyEmailSuccess"
+
+
+@pytest.mark.slow
+async def test_two_step_sign_in_with_an_authenticator_app_and_a_recovery_code(
+    stack: Stack, browser: Browser, artifacts_dir: Path
+) -> None:
+    import time
+
+    import pyotp
+    from playwright.async_api import expect
+
+    email = "two.step@example.com"
+    await verified_account(stack, email)
+    watch = Watch(stack.api)
+    context, page = await new_page(browser, watch, "mfa")
+    signed_in = page.locator('[data-view="signed-in"]')
+    status = page.locator("#mfa-status")
+    await page.goto(stack.spa)
+    await sign_in(page, email, PASSWORD)
+    await expect(signed_in).to_be_visible()
+    await expect(status).to_contain_text("Off")
+
+    # Enrol: the QR code and the key, a code the app (here pyotp) computes, the codes once.
+    await page.get_by_role("button", name="Add an authenticator app").click()
+    await expect(page.locator("#enrollment")).to_be_visible()
+    await expect(page.locator("#qr-code")).to_have_attribute("src", re.compile("^data:image/svg"))
+    await page.wait_for_function("document.querySelector('#qr-code').complete")
+    assert await page.locator("#qr-code").evaluate("img => img.naturalWidth") > 0
+    secret = (await page.locator("#totp-secret").text_content() or "").strip()
+    app = pyotp.TOTP(secret)
+    enrol = page.locator("#confirm-enrollment")
+    await enrol.locator("[name=code]").fill("000000" if app.now() != "000000" else "111111")
+    await enrol.get_by_role("button", name="Turn it on").click()
+    await expect(enrol.locator('.field-error[data-field="code"]')).to_contain_text("incorrect")
+    await enrol.locator("[name=code]").fill(app.now())
+    await enrol.locator("[name=label]").fill("Test phone")
+    await enrol.get_by_role("button", name="Turn it on").click()
+    codes_list = page.locator("#recovery-code-list li")
+    await expect(codes_list).to_have_count(10)
+    codes = await codes_list.all_text_contents()
+    await page.screenshot(path=str(artifacts_dir / "spa-mfa-1-recovery-codes.png"), full_page=True)
+    await page.get_by_role("button", name="I have saved them").click()
+    await expect(page.locator("#recovery-codes")).to_be_hidden()
+    await expect(status).to_contain_text("On")
+    await expect(status).to_contain_text("10 recovery codes left")
+    await expect(page.locator("#factors li")).to_contain_text("Test phone")
+
+    # Sign out, then in: the password, then a code (the next time step: the enrolment used
+    # this one, and a code is good once).
+    await page.get_by_role("button", name="Sign out", exact=True).click()
+    await sign_in(page, email, PASSWORD)
+    second = page.locator("#second-step")
+    await expect(second).to_be_visible()
+    await page.screenshot(path=str(artifacts_dir / "spa-mfa-2-second-step.png"), full_page=True)
+    await second.locator("[name=code]").fill(app.at(time.time() + 30))
+    await second.get_by_role("button", name="Verify").click()
+    await expect(signed_in).to_be_visible()
+    await expect(page.locator('[data-profile="email"]')).to_have_text(email)
+
+    # And with a recovery code instead.
+    await page.get_by_role("button", name="Sign out", exact=True).click()
+    await sign_in(page, email, PASSWORD)
+    await expect(second).to_be_visible()
+    await second.get_by_role("button", name="Use a recovery code instead").click()
+    await second.locator("[name=code]").fill(codes[0].upper())
+    await second.get_by_role("button", name="Verify").click()
+    await expect(signed_in).to_be_visible()
+    await expect(status).to_contain_text("9 recovery codes left")
+    await page.screenshot(path=str(artifacts_dir / "spa-mfa-3-signed-in.png"), full_page=True)
+
+    # The used recovery code does not work again.
+    await page.get_by_role("button", name="Sign out", exact=True).click()
+    await sign_in(page, email, PASSWORD)
+    await second.get_by_role("button", name="Use a recovery code instead").click()
+    await second.locator("[name=code]").fill(codes[0])
+    await second.get_by_role("button", name="Verify").click()
+    await expect(second.locator('.field-error[data-field="code"]')).to_contain_text("incorrect")
+    await second.locator("[name=code]").fill(codes[1])
+    await second.get_by_role("button", name="Verify").click()
+    await expect(signed_in).to_be_visible()
+
+    # Remove the app (a fresh sign-in needs no password): MFA is off again.
+    await page.locator("#factors li").get_by_role("button", name="Remove").click()
+    await expect(status).to_contain_text("Off")
+    await expect(page.locator("#factors li")).to_have_count(0)
+    await watch.exchanges()
+    await context.close()
+    assert not watch.problems, watch.problems
 
 
 # The pages behind mailed links -------------------------------------------------------------

@@ -15,7 +15,40 @@ const ME = /* GraphQL */ `
     me {
       id email firstName lastName isVerified lastLoginAt
       roles { name }
-      sessions { id current userAgent ipAddress createdAt lastUsedAt }
+      sessions { id current userAgent ipAddress createdAt lastUsedAt aal }
+      mfaEnabled recoveryCodesLeft
+      factors { id kind label createdAt lastUsedAt }
+    }
+  }`;
+
+const START_ENROLLMENT = /* GraphQL */ `
+  mutation StartEnrollment($input: StartTotpEnrollmentInput!) {
+    startTotpEnrollment(input: $input) {
+      __typename
+      ... on StartTotpEnrollmentSuccess { enrollmentToken secret qrCodeSvg }
+      ... on RateLimited { message retryAfter }
+      ... on Error { message }
+    }
+  }`;
+
+const CONFIRM_ENROLLMENT = /* GraphQL */ `
+  mutation ConfirmEnrollment($input: ConfirmTotpEnrollmentInput!) {
+    confirmTotpEnrollment(input: $input) {
+      __typename
+      ... on ConfirmTotpEnrollmentSuccess { factor { id label } recoveryCodes }
+      ... on ValidationError { message fields { field code message } }
+      ... on RateLimited { message retryAfter }
+      ... on Error { message }
+    }
+  }`;
+
+const REMOVE_FACTOR = /* GraphQL */ `
+  mutation RemoveFactor($id: ID!, $input: RemoveFactorInput!) {
+    removeFactor(id: $id, input: $input) {
+      __typename
+      ... on RemoveFactorSuccess { message }
+      ... on RateLimited { message retryAfter }
+      ... on Error { message }
     }
   }`;
 
@@ -179,6 +212,10 @@ onSubmit($("#sign-in"), async ({ email, password }) => {
       announce("");
       await loadProfile();
       return;
+    case "MfaRequired": // the password was right; a second factor finishes the sign-in
+      form.reset();
+      startSecondStep(result.mfaToken);
+      return;
     case "ValidationError":
       showValidationError(form, result);
       return;
@@ -189,6 +226,69 @@ onSubmit($("#sign-in"), async ({ email, password }) => {
     case "AccountDisabled":
     case "EmailNotVerified":
       formMessage(form, result.message);
+      return;
+    default:
+      throw unexpected(result);
+  }
+});
+
+// The second step: the mfaToken lives here, in memory, for the few minutes it is good.
+let mfaToken = null;
+
+function startSecondStep(token) {
+  mfaToken = token;
+  const form = $("#second-step");
+  setSecondStepMethod("totp");
+  $("#sign-in").hidden = true;
+  form.hidden = false;
+  form.elements.code.focus();
+}
+
+function endSecondStep() {
+  mfaToken = null;
+  $("#second-step").hidden = true;
+  $("#sign-in").hidden = false;
+}
+
+function setSecondStepMethod(method) {
+  const form = $("#second-step");
+  form.dataset.method = method;
+  form.reset();
+  for (const hint of form.querySelectorAll(".hint")) {
+    hint.hidden = hint.dataset.for !== method;
+  }
+  form.elements.code.inputMode = method === "totp" ? "numeric" : "text";
+  $("#use-recovery-code").textContent =
+    method === "totp" ? "Use a recovery code instead" : "Use the authenticator app instead";
+}
+
+$("#use-recovery-code").addEventListener("click", () => {
+  setSecondStepMethod($("#second-step").dataset.method === "totp" ? "recovery" : "totp");
+});
+$("#cancel-second-step").addEventListener("click", endSecondStep);
+
+onSubmit($("#second-step"), async ({ code }) => {
+  const form = $("#second-step");
+  const given = form.dataset.method === "totp" ? { totpCode: code } : { recoveryCode: code };
+  const result = await identity.verifySecondFactor(mfaToken, given);
+  switch (result.__typename) {
+    case "AuthPayload":
+      endSecondStep();
+      announce("");
+      await loadProfile();
+      return;
+    case "InvalidCredentials": // a wrong or used code; the mfaToken allows five
+      showValidationError(form, { message: result.message, fields: [{ field: "code", message: result.message }] });
+      return;
+    case "InvalidToken": // five wrong codes, five minutes, or a password change meanwhile
+      endSecondStep();
+      formMessage($("#sign-in"), "That sign-in expired. Enter your password again.");
+      return;
+    case "ValidationError":
+      showValidationError(form, result);
+      return;
+    case "RateLimited":
+      formMessage(form, retryText(result));
       return;
     default:
       throw unexpected(result);
@@ -249,7 +349,142 @@ async function loadProfile() {
   }
   $("#change-password").elements.username.value = me.email;
   renderSessions(me.sessions);
+  renderFactors(me);
   show("signed-in");
+}
+
+// ---------------------------------------------------------------------------------------
+// Two-step sign-in: add an authenticator app, show the recovery codes once, remove factors
+
+function renderFactors(me) {
+  $("#mfa-status").textContent = me.mfaEnabled
+    ? `On: signing in takes your password and a code. ${me.recoveryCodesLeft} recovery codes left.`
+    : "Off: your password alone signs you in.";
+  const items = me.factors.map((factor) => {
+    const item = document.createElement("li");
+    item.dataset.factorId = factor.id;
+    const kind = factor.kind === "TOTP" ? "authenticator app" : "passkey";
+    item.textContent = `${factor.label} (${kind}, added ${when(factor.createdAt)}, last used ${when(factor.lastUsedAt)}) `;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = "Remove";
+    onClick(remove, () => removeFactor(factor.id));
+    item.append(remove);
+    return item;
+  });
+  $("#factors").replaceChildren(...items);
+}
+
+/** The current password if the user typed one; without it identity wants a recent sign-in. */
+function reauthentication() {
+  const password = $("#mfa-password").value;
+  return { currentPassword: password === "" ? null : password };
+}
+
+function mfaMessage(text, kind = "error") {
+  const message = $("#mfa-message");
+  message.textContent = text;
+  message.dataset.kind = kind;
+}
+
+let enrollmentToken = null;
+
+onClick($("#add-authenticator"), async () => {
+  mfaMessage("");
+  const data = await identity.request(START_ENROLLMENT, { input: reauthentication() });
+  const result = data.startTotpEnrollment;
+  switch (result.__typename) {
+    case "StartTotpEnrollmentSuccess":
+      enrollmentToken = result.enrollmentToken;
+      // The QR code is an SVG made by identity; shown as an image, it cannot run anything.
+      $("#qr-code").src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(result.qrCodeSvg)}`;
+      $("#totp-secret").textContent = result.secret;
+      $("#enrollment").hidden = false;
+      $("#confirm-enrollment").elements.code.focus();
+      return;
+    case "InvalidCredentials": // a wrong password, or none and no recent sign-in
+    case "EmailNotVerified":
+      mfaMessage(result.message);
+      return;
+    case "RateLimited":
+      mfaMessage(retryText(result));
+      return;
+    default:
+      throw unexpected(result);
+  }
+});
+
+onSubmit($("#confirm-enrollment"), async ({ code, label }) => {
+  const form = $("#confirm-enrollment");
+  const data = await identity.request(CONFIRM_ENROLLMENT, {
+    input: { enrollmentToken, code, label: label || null },
+  });
+  const result = data.confirmTotpEnrollment;
+  switch (result.__typename) {
+    case "ConfirmTotpEnrollmentSuccess":
+      form.reset();
+      enrollmentToken = null;
+      $("#enrollment").hidden = true;
+      $("#mfa-password").value = "";
+      if (result.recoveryCodes) {
+        // MFA just turned on: the codes are shown this once.
+        const items = result.recoveryCodes.map((recoveryCode) => {
+          const item = document.createElement("li");
+          item.textContent = recoveryCode;
+          return item;
+        });
+        $("#recovery-code-list").replaceChildren(...items);
+        $("#recovery-codes").hidden = false;
+      } else {
+        mfaMessage(`${result.factor.label} was added.`, "success");
+        await loadProfile();
+      }
+      return;
+    case "InvalidCredentials": // the code was wrong: the app shows a new one every 30 seconds
+      showValidationError(form, { message: result.message, fields: [{ field: "code", message: result.message }] });
+      return;
+    case "InvalidToken": // ten minutes passed, or five wrong codes: start again
+      $("#enrollment").hidden = true;
+      mfaMessage(`${result.message} Start again.`);
+      return;
+    case "ValidationError":
+      showValidationError(form, result);
+      return;
+    case "RateLimited":
+      formMessage(form, retryText(result));
+      return;
+    default:
+      throw unexpected(result);
+  }
+});
+
+onClick($("#saved-codes"), async () => {
+  $("#recovery-code-list").replaceChildren();
+  $("#recovery-codes").hidden = true;
+  mfaMessage("Two-step sign-in is on. Your other sessions were signed out.", "success");
+  await loadProfile();
+});
+
+async function removeFactor(id) {
+  mfaMessage("");
+  const data = await identity.request(REMOVE_FACTOR, { id, input: reauthentication() });
+  const result = data.removeFactor;
+  switch (result.__typename) {
+    case "RemoveFactorSuccess":
+      $("#mfa-password").value = "";
+      mfaMessage(`${result.message} Your other sessions were signed out.`, "success");
+      await loadProfile();
+      return;
+    case "InvalidCredentials":
+    case "NotFound":
+      mfaMessage(result.message);
+      return;
+    case "RateLimited":
+      mfaMessage(retryText(result));
+      return;
+    default:
+      throw unexpected(result);
+  }
 }
 
 function renderSessions(sessions) {
@@ -384,6 +619,7 @@ identity.addEventListener("token", ({ detail: { reason, expiresAt } }) => {
 
 identity.addEventListener("signedout", ({ detail: { reason } }) => {
   show("signed-out");
+  endSecondStep();
   if (reason === "session-ended") {
     announce("Your session has ended. Please sign in again.", "error");
   }

@@ -37,6 +37,19 @@ const LOGIN = /* GraphQL */ `
     login(input: $input) {
       __typename
       ... on AuthPayload { accessToken expiresIn refreshToken }
+      ... on MfaRequired { mfaToken methods expiresIn }
+      ... on ValidationError { message fields { field code message } }
+      ... on RateLimited { message retryAfter }
+      ... on Error { message }
+    }
+  }`;
+
+// The second step of a sign-in with MFA on: the mfaToken from `login`, and one code.
+const VERIFY_MFA = /* GraphQL */ `
+  mutation VerifyMfa($input: VerifyMfaInput!) {
+    verifyMfa(input: $input) {
+      __typename
+      ... on AuthPayload { accessToken expiresIn refreshToken }
       ... on ValidationError { message fields { field code message } }
       ... on RateLimited { message retryAfter }
       ... on Error { message }
@@ -133,14 +146,32 @@ export class IdentityClient extends EventTarget {
 
   /**
    * Signs in. Returns the `login` result without the access token, which stays in here:
-   * `{__typename: "AuthPayload"}` or one of the error members
-   * (InvalidCredentials, AccountDisabled, EmailNotVerified, RateLimited, ValidationError).
+   * `{__typename: "AuthPayload"}`, `MfaRequired` (with `mfaToken` and `methods`: finish with
+   * `verifySecondFactor`) or one of the error members (InvalidCredentials, AccountDisabled,
+   * EmailNotVerified, RateLimited, ValidationError).
    */
   async signIn(email, password) {
     const data = await this.#send(LOGIN, { input: { email, password } }, null);
-    const { accessToken, expiresIn, refreshToken, ...result } = data.login;
+    return this.#signedIn(data.login, "sign-in");
+  }
+
+  /**
+   * The second step: `code` is `{ totpCode }` or `{ recoveryCode }`. Returns the `verifyMfa`
+   * result without the access token: AuthPayload, or InvalidCredentials (a wrong code: the
+   * mfaToken allows five), InvalidToken (expired or used up: sign in again), RateLimited,
+   * ValidationError.
+   */
+  async verifySecondFactor(mfaToken, code) {
+    const data = await this.#send(VERIFY_MFA, { input: { mfaToken, ...code } }, null);
+    return this.#signedIn(data.verifyMfa, "sign-in");
+  }
+
+  #signedIn(answer, reason) {
+    const { accessToken, expiresIn, refreshToken, ...result } = answer;
     if (result.__typename === "AuthPayload") {
-      this.#accept({ accessToken, expiresIn, refreshToken }, "sign-in", this.#generation);
+      this.#accept({ accessToken, expiresIn, refreshToken }, reason, this.#generation);
+    } else if (result.__typename === "MfaRequired") {
+      result.expiresIn = expiresIn; // the mfaToken's lifetime
     }
     return result;
   }

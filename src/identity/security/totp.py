@@ -34,11 +34,19 @@ def provisioning_uri(secret: str, account: str, issuer: str) -> str:
 
 
 def qr_code_svg(uri: str) -> str:
-    """The QR code as an inline <svg> (paths only; never a request to an image service)."""
+    """The QR code as an <svg> element (paths only; never a request to an image service).
+
+    It carries the SVG namespace, so it works inline in HTML and as a data: image alike.
+    """
+    import io
+
     import segno  # only enrolments draw QR codes
 
-    svg: str = segno.make_qr(uri, error="m").svg_inline(scale=4, omitsize=True, border=2)
-    return svg
+    out = io.BytesIO()
+    segno.make_qr(uri, error="m").save(
+        out, kind="svg", xmldecl=False, svgns=True, nl=False, scale=4, omitsize=True, border=2
+    )
+    return out.getvalue().decode()
 
 
 def normalize_code(code: str) -> str | None:

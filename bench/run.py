@@ -30,7 +30,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from bench import loadgen, procs, profile_summary, references, report, seed
+from bench import loadgen, mfa, procs, profile_summary, references, report, seed
 from bench.loadgen import Load, Result
 from identity.config import Settings
 
@@ -60,6 +60,9 @@ class Bench:
     tag: str = field(default_factory=lambda: secrets.token_hex(3))
     cache: dict[str, Path] = field(default_factory=dict)
     serial: int = 0
+    dsn: str = ""
+    secret_key: str = ""
+    mfa_users: list[mfa.MfaUser] = field(default_factory=list)
 
     def file(self, name: str, lines: list[str]) -> Path:
         self.serial += 1
@@ -117,6 +120,22 @@ def refresh_load(b: Bench) -> Load:
     return Load("refresh.lua", [str(tokens), str(b.opts.threads)], b.opts.connections)
 
 
+MFA_RATE_GUESS = 1500  # verifyMfa requests/s to prepare pairs for: more than it reaches
+
+
+def verify_mfa_load(b: Bench) -> Load:
+    """A fresh (mfaToken, code) pair per request, from accounts not used before."""
+    if mfa.step_left() < 2 + b.opts.duration / 3:
+        time.sleep(mfa.step_left())  # codes of a new step stay good for the whole run
+    wanted = int(MFA_RATE_GUESS * b.opts.duration)
+    users, b.mfa_users = b.mfa_users[:wanted], b.mfa_users[wanted:]
+    if not users:
+        raise RuntimeError("no MFA accounts left: raise --mfa-users")
+    lines = asyncio.run(mfa.pending_sign_ins(b.dsn, users, b.secret_key))
+    pairs = b.file("mfa-pairs", lines)
+    return Load("mfa.lua", [str(pairs), str(b.opts.threads)], b.opts.connections)
+
+
 def register_load(b: Bench) -> Load:
     b.serial += 1  # a new tag each run: every address is new
     return Load("register.lua", [f"{b.tag}{b.serial}", seed.PASSWORD], b.opts.login_connections)
@@ -155,6 +174,7 @@ SCENARIOS = [
         skip=no_users_field,
     ),
     Scenario("register", "`register` (a new address each)", register_load),
+    Scenario("verify-mfa", "`verifyMfa` with a TOTP code", verify_mfa_load),
     Scenario(
         "me-under-login-flood",
         "`me` during a login flood",
@@ -189,8 +209,8 @@ def measure(b: Bench, s: Scenario, url: str, monitor: procs.Monitor) -> Result:
 
 def _measure_once(b: Bench, s: Scenario, url: str, monitor: procs.Monitor) -> Result:
     opts = b.opts
-    load = s.load(b)
     busy_before = procs.wait_until_quiet(opts.wait_quiet)
+    load = s.load(b)  # after the wait: some loads hold codes that are good for a minute
     flood = None
     if s.background is not None:
         # It starts first and outlasts the measured run, so hashing is saturated throughout.
@@ -333,6 +353,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     add = parser.add_argument
     add("--users", type=int, default=10_000, help="seeded users (10 000)")
+    add(
+        "--mfa-users",
+        type=int,
+        default=50_000,
+        help="extra users with an authenticator app, each signs in once (50 000)",
+    )
     add("--duration", type=float, default=10, help="seconds per scenario (10)")
     add("--warmup", type=float, default=2, help="seconds of warm-up before each (2)")
     add("--connections", type=int, default=16, help="wrk connections (16)")
@@ -445,6 +471,15 @@ def main(argv: list[str] | None = None) -> None:
                 )
             print(f"bench: seeding {opts.users:,} users", flush=True)
             seconds = asyncio.run(seed.seed_users(dsn, opts.users, opts.argon2))
+            mfa_users: list[mfa.MfaUser] = []
+            if "verify-mfa" in opts.only:
+                print(f"bench: seeding {opts.mfa_users:,} users with an authenticator app")
+                password_hash = opts.argon2.hasher().hash(seed.PASSWORD)
+                mfa_users = asyncio.run(
+                    mfa.seed_mfa_users(
+                        dsn, opts.mfa_users, password_hash, env["IDENTITY_SECRET_KEY"]
+                    )
+                )
             schema = subprocess.run(
                 [*identity, "export-schema"], env=env, cwd=work, check=True, capture_output=True
             ).stdout.decode()
@@ -468,7 +503,9 @@ def main(argv: list[str] | None = None) -> None:
                 ),
             )
             try:
-                run(Bench(opts, work, server, schema), env, dsn, out)
+                bench = Bench(opts, work, server, schema, dsn=dsn)
+                bench.secret_key, bench.mfa_users = env["IDENTITY_SECRET_KEY"], mfa_users
+                run(bench, env, dsn, out)
             except BaseException:
                 print(f"bench: identity log tail:\n{server.tail()}", file=sys.stderr)
                 raise

@@ -1,7 +1,8 @@
 """Second factors (TOTP apps, passkeys), recovery codes, challenges, the data key; assurance
 levels on sessions and roles that require MFA.
 
-Existing sessions signed in with a password: aal 1, amr ["pwd"], authenticated at creation.
+Existing sessions signed in with a password: aal 1, amr ["pwd"], authenticated long ago (so
+changing factors from them asks for the password).
 
 Revision ID: 0005
 Revises: 0004
@@ -94,6 +95,14 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("requires_mfa", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+    # Sessions that exist signed in with a password (aal 1) at a time that counts as long ago:
+    # changing factors from them asks for the password. Constant defaults add the columns
+    # without rewriting the table on PostgreSQL, which every request reads.
+    long_ago = (
+        "'1970-01-01 00:00:00.000000'"
+        if op.get_bind().dialect.name == "sqlite"
+        else "'1970-01-01 00:00:00+00'"
+    )
     with op.batch_alter_table("sessions") as batch:
         batch.add_column(sa.Column("aal", sa.Integer(), nullable=False, server_default="1"))
         batch.add_column(
@@ -101,12 +110,12 @@ def upgrade() -> None:
         )
         batch.add_column(
             sa.Column(
-                "authenticated_at", identity.db.types.UTCDateTime(timezone=True), nullable=True
+                "authenticated_at",
+                identity.db.types.UTCDateTime(timezone=True),
+                nullable=False,
+                server_default=sa.text(long_ago),
             )
         )
-    op.execute("UPDATE sessions SET authenticated_at = created_at")
-    with op.batch_alter_table("sessions") as batch:
-        batch.alter_column("authenticated_at", nullable=False)
 
 
 def downgrade() -> None:

@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         await startup(container)
         stop = asyncio.Event()
         reloader = asyncio.create_task(_reload_keys(container), name="identity-key-reload")
+        housekeeper = asyncio.create_task(_housekeeping(container), name="identity-housekeeping")
         sender = asyncio.create_task(
             container.mail.run(container.mail_wakeup, stop), name="identity-mail-sender"
         )
@@ -90,11 +91,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             stop.set()
             container.mail_wakeup.set()
             reloader.cancel()
+            housekeeper.cancel()
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 async with asyncio.timeout(SHUTDOWN_GRACE):
                     await sender
             sender.cancel()
-            for task in (reloader, sender):
+            for task in (reloader, housekeeper, sender):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await container.close()
@@ -173,6 +175,20 @@ async def startup(container: Container) -> None:
         # it (full collections would otherwise walk it, a pause in the tail of latencies).
         gc.collect()
         gc.freeze()
+
+
+HOUSEKEEPING_INTERVAL = 60.0
+
+
+async def _housekeeping(container: Container) -> None:
+    """Delete what has expired and nothing needs (challenges with their sealed secrets)."""
+    while True:
+        await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+        try:
+            async with container.unit_of_work() as uow:
+                await container.challenges.prune(uow)
+        except Exception:  # the database may be briefly away; next time
+            log.warning("housekeeping failed", exc_info=True)
 
 
 async def _reload_keys(container: Container) -> None:

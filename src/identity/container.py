@@ -51,6 +51,7 @@ class Container:
     roles: Roles
     factors: Factors
     second_step: SecondStep
+    challenges: Challenges
     datakeys: DataKeys
     keys: Keys
     tokens: OneTimeTokens
@@ -119,6 +120,7 @@ class Container:
             roles=Roles(runtime),
             factors=factors,
             second_step=SecondStep(runtime, auth, challenges, factors, throttle),
+            challenges=challenges,
             datakeys=datakeys,
             keys=Keys(runtime),
             tokens=tokens,

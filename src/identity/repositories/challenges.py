@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import case, delete, literal, update
+from sqlalchemy import delete, literal, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.db.models import Challenge
@@ -23,27 +23,44 @@ class ChallengeRepository:
         return await self.db.get(Challenge, challenge_id)
 
     async def use(self, challenge_id: uuid.UUID, now: datetime) -> bool:
-        """Spend a live challenge; False if it was used (also concurrently) or has expired."""
+        """Spend a live challenge: it is deleted. False if it was spent (also concurrently)
+        or has expired."""
+        stmt = delete(Challenge).where(
+            Challenge.id == challenge_id,
+            Challenge.used_at.is_(None),
+            Challenge.expires_at > now,
+        )
+        return bool(await rowcount(self.db, stmt))
+
+    async def attempt(self, challenge_id: uuid.UUID, allowed: int, now: datetime) -> bool:
+        """Reserve one answer before it is checked; False once `allowed` are used up.
+
+        Counted first, so a concurrent burst against one challenge gets no more answers than
+        `allowed`. A wrong answer that used the last one spends the challenge (see
+        `close_if_exhausted`); a right one deletes it anyway.
+        """
         stmt = (
             update(Challenge)
             .where(
                 Challenge.id == challenge_id,
                 Challenge.used_at.is_(None),
                 Challenge.expires_at > now,
+                Challenge.failures < allowed,
             )
-            .values(used_at=now)
+            .values(failures=Challenge.failures + 1)
         )
         return bool(await rowcount(self.db, stmt))
 
-    async def fail(self, challenge_id: uuid.UUID, allowed: int, now: datetime) -> None:
-        """Count a wrong answer; the one that reaches `allowed` spends the challenge."""
+    async def close_if_exhausted(
+        self, challenge_id: uuid.UUID, allowed: int, now: datetime
+    ) -> None:
+        """After a wrong answer: a challenge whose answers are used up is spent."""
         # The bound time keeps the column's type (SQLite stores these as naive UTC text).
         at = literal(now, Challenge.__table__.c.used_at.type)
-        spent = case((Challenge.failures + 1 >= allowed, at), else_=Challenge.used_at)
         stmt = (
             update(Challenge)
-            .where(Challenge.id == challenge_id, Challenge.used_at.is_(None))
-            .values(failures=Challenge.failures + 1, used_at=spent)
+            .where(Challenge.id == challenge_id, Challenge.failures >= allowed)
+            .values(used_at=at)
         )
         await self.db.execute(stmt)
 
@@ -58,9 +75,6 @@ class ChallengeRepository:
         """Drop every pending challenge of a user (their factors were reset)."""
         return await rowcount(self.db, delete(Challenge).where(Challenge.user_id == user_id))
 
-    async def remove(self, challenge_id: uuid.UUID) -> None:
-        await self.db.execute(delete(Challenge).where(Challenge.id == challenge_id))
-
-    async def prune(self, before: datetime) -> int:
-        """Forget challenges that expired before `before` (nothing of them is needed)."""
-        return await rowcount(self.db, delete(Challenge).where(Challenge.expires_at < before))
+    async def prune(self, now: datetime) -> int:
+        """Delete what has expired (an unconfirmed enrolment leaves nothing behind)."""
+        return await rowcount(self.db, delete(Challenge).where(Challenge.expires_at <= now))

@@ -37,6 +37,12 @@ class FactorRepository:
             result[factor.user_id].append(factor)
         return result
 
+    async def kinds(self, user_id: uuid.UUID) -> list[str]:
+        """The kinds of a user's factors (read under the user's factor lock, it cannot miss
+        one being added concurrently)."""
+        stmt = select(Factor.kind).where(Factor.user_id == user_id).distinct()
+        return sorted((await self.db.execute(stmt)).scalars())
+
     async def count(self, user_id: uuid.UUID) -> int:
         stmt = select(func.count()).where(Factor.user_id == user_id)
         return int(await self.db.scalar(stmt) or 0)

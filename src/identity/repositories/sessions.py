@@ -159,13 +159,11 @@ class SessionRepository:
             },
         )
 
-    async def raise_assurance(
-        self, session_id: uuid.UUID, aal: int, amr: list[str], now: datetime
-    ) -> None:
-        """A factor was just proven in this session: it counts from now at the new level."""
-        stmt = (
-            update(Session)
-            .where(Session.id == session_id)
-            .values(aal=aal, amr=amr, authenticated_at=now)
-        )
+    async def set_assurance(self, session_id: uuid.UUID, aal: int, amr: list[str]) -> None:
+        """The session's level from now on (a factor proven in it, or MFA turned off).
+
+        Not its sign-in time: proving a factor one just added is not signing in, so the
+        re-authentication window still counts from the sign-in.
+        """
+        stmt = update(Session).where(Session.id == session_id).values(aal=aal, amr=amr)
         await self.db.execute(stmt)

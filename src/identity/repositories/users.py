@@ -70,15 +70,33 @@ class UserRepository:
         await self.db.execute(stmt)
 
     async def record_login(
-        self, user_id: uuid.UUID, now: datetime, *, password_hash: str | None = None
-    ) -> None:
-        """The sign-in time (and an upgraded hash); `updated_at` is for profile changes."""
+        self,
+        user_id: uuid.UUID,
+        now: datetime,
+        *,
+        password_changed_at: datetime | None,
+        password_hash: str | None = None,
+    ) -> bool:
+        """The sign-in time (and an upgraded hash); `updated_at` is for profile changes.
+
+        Only while the account is active and its password is the one that was checked: a
+        sign-in whose checks raced a deactivation or a password reset starts no session
+        (False), since their "every session ends" has already run.
+        """
         values: dict[str, object] = {"last_login_at": now, "updated_at": User.updated_at}
         if password_hash is not None:
             values["password_hash"] = password_hash
-        stmt = update(User).where(User.id == user_id).values(**values)
+        stmt = (
+            update(User)
+            .where(
+                User.id == user_id,
+                User.is_active.is_(True),
+                User.password_changed_at.is_not_distinct_from(password_changed_at),
+            )
+            .values(**values)
+        )
         # The caller may hold this user's row; it sets `last_login_at` on it itself.
-        await self.db.execute(stmt.execution_options(synchronize_session=False))
+        return bool(await rowcount(self.db, stmt.execution_options(synchronize_session=False)))
 
     async def is_active(self, user_id: uuid.UUID) -> bool:
         return bool(await self.db.scalar(select(User.is_active).where(User.id == user_id)))

@@ -15,7 +15,6 @@ from identity.services import privileges
 from identity.services.errors import (
     EmailAlreadyRegistered,
     NotFound,
-    PermissionDenied,
 )
 from identity.services.fields import UNSET, Maybe
 from identity.services.paging import Cursors, Page
@@ -76,8 +75,8 @@ class Admin:
         last_name = check.name("lastName", last_name)
         roles = await self._roles_named(uow, check, "roles", role_names)
         check.done()
-        if any(role.name != USER_ROLE for role in roles) and not actor.has("roles:assign"):
-            raise PermissionDenied("Giving roles other than `user` needs `roles:assign`.")
+        if any(role.name != USER_ROLE for role in roles):
+            privileges.ensure_held(actor, ["roles:assign"])
         for role in roles:
             await privileges.ensure_grantable(uow, actor, role)
         if await uow.users.email_taken(email):

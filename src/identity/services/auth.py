@@ -19,7 +19,7 @@ from identity.repositories.keys import KeyRepository
 from identity.repositories.sessions import Rotated, SessionRepository
 from identity.repositories.users import UserRepository
 from identity.security.jwt import InvalidAccessToken, UnknownKey
-from identity.services.challenges import MFA, Challenges
+from identity.services.challenges import MFA, Challenges, factor_lock
 from identity.services.errors import (
     AccountDisabled,
     DomainError,
@@ -180,7 +180,12 @@ class Auth:
                 ip_address=session.ip_address or "unknown",
             )
         uow.sessions.add(session)
-        await uow.users.record_login(user.id, now, password_hash=password_hash)
+        if not await uow.users.record_login(
+            user.id, now, password_changed_at=user.password_changed_at, password_hash=password_hash
+        ):
+            # Deactivated, or the password changed, while the credentials were being checked.
+            await uow.rollback()
+            raise InvalidCredentials()
         uow.audit.record(
             "auth.login",
             actor=user.id,
@@ -230,6 +235,11 @@ class Auth:
         if self.rt.settings.require_verified_email and not user.is_verified:
             await self._refuse(uow, user, email, "unverified", EmailNotVerified())
         upgraded = await self.rt.hasher.hash(password) if verification.needs_rehash else None
+        if not factor_kinds:
+            # MFA may have been turned on while the password was checked: look again under
+            # the lock enrolment holds, in the transaction that will start the session.
+            await uow.locks.hold(factor_lock(user.id))
+            factor_kinds = await uow.factors.kinds(user.id)
         if factor_kinds:
             metrics.LOGINS.labels("mfa_required").inc()
             return await self._second_step(uow, user, factor_kinds, upgraded)

@@ -102,14 +102,31 @@ class Challenges:
             raise InvalidToken()
         return row, user
 
+    async def attempt(self, uow: UnitOfWork, row: Challenge) -> None:
+        """Count an answer before it is checked; InvalidToken once five were given."""
+        if not await uow.challenges.attempt(row.id, MAX_FAILURES, self.rt.clock.now()):
+            raise InvalidToken()
+
     async def spend(self, uow: UnitOfWork, row: Challenge) -> None:
-        """Use it up; InvalidToken if another request just did (single use under races)."""
+        """Use it up (it is deleted); InvalidToken if another request just did."""
         if not await uow.challenges.use(row.id, self.rt.clock.now()):
             raise InvalidToken()
 
     async def failed(self, uow: UnitOfWork, row: Challenge) -> None:
-        """A wrong answer: the fifth spends the challenge."""
-        await uow.challenges.fail(row.id, MAX_FAILURES, self.rt.clock.now())
+        """A wrong answer (counted by `attempt`): the fifth spends the challenge."""
+        await uow.challenges.close_if_exhausted(row.id, MAX_FAILURES, self.rt.clock.now())
+
+    async def prune(self, uow: UnitOfWork) -> int:
+        """Delete expired challenges with whatever they held (housekeeping); commits."""
+        count = await uow.challenges.prune(self.rt.clock.now())
+        await uow.commit()
+        return count
+
+
+def factor_lock(user_id: uuid.UUID) -> str:
+    """The lock under which a user's factors change (and a password-only sign-in checks that
+    there are none)."""
+    return f"factors:{user_id}"
 
 
 def challenge_token(secret: ServerSecret, row: Challenge, user: User | None) -> str:

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from identity.db.models import Factor, User
 from identity.security import recovery_codes, totp
 from identity.services import privileges
-from identity.services.challenges import TOTP_ENROLLMENT, Challenges
+from identity.services.challenges import TOTP_ENROLLMENT, Challenges, factor_lock
 from identity.services.datakeys import DataKeys
 from identity.services.errors import (
     EmailNotVerified,
     InvalidCredentials,
     InvalidToken,
+    MfaRequired,
     NotFound,
     ValidationFailed,
 )
@@ -99,6 +100,7 @@ class Factors:
         row, user = await self.challenges.open(uow, token, TOTP_ENROLLMENT)
         if user is None or user.id != principal.user_id or row.sealed is None:
             raise InvalidToken()
+        await self.challenges.attempt(uow, row)
         secret = self.rt.secret.unseal(ENROLLMENT_SECRET, row.sealed, row.id.bytes).decode()
         step = totp.matching_step(secret, digits, self.rt.clock.now())
         if step is None:
@@ -106,7 +108,7 @@ class Factors:
             uow.audit.record("mfa.totp_enrollment_failed", actor=user.id, subject=user.id)
             await uow.commit()
             raise InvalidCredentials("The code is incorrect: enter the one the app shows now.")
-        await self.challenges.spend(uow, row)
+        await self.challenges.spend(uow, row)  # deleted: nothing of the enrolment stays behind
         factor_id = uuid.uuid4()
         factor = Factor(
             id=factor_id,
@@ -118,7 +120,6 @@ class Factors:
             secret=self.rt.secret.seal(TOTP_SECRET, secret.encode(), factor_id.bytes),
             last_step=step,  # the code that confirmed it cannot sign in again
         )
-        await uow.challenges.remove(row.id)  # nothing of the enrolment stays behind
         return await self.add(uow, principal, user, factor, (OTP,))
 
     async def ready_to_enroll(
@@ -142,8 +143,10 @@ class Factors:
 
         Commits. `proven` are the RFC 8176 methods the enrolment showed (otp, or hwk+user).
         """
-        await uow.locks.hold(f"factors:{user.id}")
+        await uow.locks.hold(factor_lock(user.id))
         turned_on = await uow.factors.count(user.id) == 0
+        if not turned_on and principal.assurance.aal < 2:
+            raise MfaRequired()  # a session without the second factor cannot add one
         uow.factors.add(factor)
         now = self.rt.clock.now()
         codes = None
@@ -154,7 +157,7 @@ class Factors:
             )
             uow.audit.record("mfa.enabled", actor=user.id, subject=user.id, sessions_ended=ended)
         raised = principal.assurance.adding(*proven)
-        await uow.sessions.raise_assurance(principal.session_id, raised.aal, list(raised.amr), now)
+        await uow.sessions.set_assurance(principal.session_id, raised.aal, list(raised.amr))
         undo = await self.tokens.issue(uow, user, REVERT_CHANGE, payload=f"factor:{factor.id}")
         uow.outbox.add(
             "factor_added",
@@ -182,7 +185,7 @@ class Factors:
         self, uow: UnitOfWork, principal: Principal, password: str | None
     ) -> list[str]:
         user = await self.reauth.confirm(uow, principal, password)
-        await uow.locks.hold(f"factors:{user.id}")
+        await uow.locks.hold(factor_lock(user.id))
         if await uow.factors.count(user.id) == 0:
             raise ValidationFailed.one(
                 "factors",
@@ -238,12 +241,15 @@ class Factors:
         """Remove one of my factors; my other sessions end; the last one turns MFA off."""
         await self._own(uow, principal, factor_id)  # NotFound before any password check
         user = await self.reauth.confirm(uow, principal, password)
-        await uow.locks.hold(f"factors:{user.id}")
-        factor = await self._own(uow, principal, factor_id)  # again, under the lock
-        await uow.factors.remove(factor.id)
+        await uow.locks.hold(factor_lock(user.id))
+        factor = await self._own(uow, principal, factor_id)
+        if not await uow.factors.remove(factor.id):  # removed by a concurrent request
+            raise NotFound("No factor with this id.")
         turned_off = await uow.factors.count(user.id) == 0
         if turned_off:
             await uow.recovery_codes.remove_all(user.id)
+            # With no second factor left, this session no longer counts as two.
+            await uow.sessions.set_assurance(principal.session_id, 1, list(principal.assurance.amr))
         now = self.rt.clock.now()
         ended = await uow.sessions.revoke_all(
             user.id, now, "factor_removed", keep=principal.session_id
@@ -270,7 +276,7 @@ class Factors:
     async def reset(self, uow: UnitOfWork, actor: Principal, user_id: uuid.UUID) -> User:
         """An admin removes every factor and recovery code of a user; every session ends."""
         user = await privileges.target(uow, actor, user_id)
-        await uow.locks.hold(f"factors:{user.id}")
+        await uow.locks.hold(factor_lock(user.id))
         removed = await uow.factors.remove_all(user.id)
         await uow.recovery_codes.remove_all(user.id)
         await uow.challenges.void_all(user.id)
@@ -293,12 +299,13 @@ class Factors:
         kind, _, ident = (row.payload or "").partition(":")
         if user is None or kind != "factor":
             raise InvalidToken()
-        await uow.locks.hold(f"factors:{user.id}")
+        await uow.locks.hold(factor_lock(user.id))
         factor = await uow.factors.get(uuid.UUID(ident))
         if factor is not None and factor.user_id == user.id:
             await uow.factors.remove(factor.id)
-        if await uow.factors.count(user.id) == 0:
-            await uow.recovery_codes.remove_all(user.id)
+        # Whoever added it may have seen the recovery codes and asked for links: all void.
+        await uow.recovery_codes.remove_all(user.id)
+        await uow.tokens.void(user.id, self.rt.clock.now())
         await uow.challenges.void_all(user.id)
         ended = await uow.sessions.revoke_all(user.id, self.rt.clock.now(), "change_reverted")
         uow.outbox.add("change_reverted", user.email, first_name=user.first_name)

@@ -65,6 +65,7 @@ class SecondStep:
         row, user = await self.challenges.open(uow, mfa_token, MFA)
         assert user is not None  # an mfaToken always has its user
         await self.throttle.before_second_factor(user.id)
+        await self.challenges.attempt(uow, row)
         now = self.rt.clock.now()
         if totp_code_given is not None:
             method, ok = "totp", await self._totp(uow, user.id, code)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from identity.db.models import User
-from identity.services.errors import InvalidCredentials, SignedOut
+from identity.services.errors import InvalidCredentials, MfaRequired, SignedOut
 from identity.services.principal import Principal
 from identity.services.runtime import Runtime
 from identity.services.throttle import Throttle
@@ -33,6 +33,10 @@ class Reauthentication:
         user = await uow.users.get(principal.user_id)
         if user is None:
             raise SignedOut()
+        if principal.assurance.aal < 2 and await uow.factors.count(user.id):
+            # A session without the second factor (one that began before MFA was turned on)
+            # must not change how the account signs in, password or not.
+            raise MfaRequired()
         if password is not None:
             check = Checker()
             given = check.given_password("currentPassword", password)

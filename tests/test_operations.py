@@ -22,7 +22,8 @@ from identity.clock import FrozenClock
 from identity.container import Container
 from identity.db.models import OutboxMessage
 from identity.logs import JSONFormatter
-from identity.services.mail import MailDelivery
+from identity.services.mail import MailChannel
+from identity.services.outbox import Courier
 from tests.conftest import (
     LOGIN,
     PASSWORD,
@@ -248,16 +249,23 @@ REFRESH = "mutation($t: String) { refreshToken(input: {refreshToken: $t}) { __ty
 
 
 class SlowMailer:
-    """Records what it sends; each send takes three minutes of the frozen clock."""
+    """Records what it sends; each send takes 14 s of the frozen clock (under half a lease)."""
 
-    def __init__(self, clock: FrozenClock, after_second: Any = None) -> None:
-        self.clock, self.after_second, self.sent = clock, after_second, list[str]()
+    def __init__(self, clock: FrozenClock, after_third: Any = None) -> None:
+        self.clock, self.after_third, self.sent = clock, after_third, list[str]()
 
     async def send(self, message: EmailMessage) -> None:
         self.sent.append(str(message["To"]))
-        self.clock.advance(minutes=3)
-        if len(self.sent) == 2 and self.after_second is not None:
-            await self.after_second()
+        self.clock.advance(seconds=14)
+        if len(self.sent) == 3 and self.after_third is not None:
+            await self.after_third()
+
+
+def courier_with(container: Container, mailer: Any) -> Courier[OutboxMessage]:
+    """Another sender on the same database, as a second instance would run it."""
+    mine = container.mail_channel
+    channel = MailChannel(mine.rt, mine.tokens, mailer, mine.renderer, mine.unit_of_work)
+    return Courier(mine.rt, channel, mine.unit_of_work, poll_interval=3600)
 
 
 @pytest.mark.parametrize("settings_overrides", [{"mail_poll_interval": 3600}])
@@ -267,7 +275,7 @@ async def test_a_slow_smtp_server_does_not_make_two_instances_send_one_message(
     """A batch is claimed at once and sent one by one: once a slow SMTP server has outlasted
     the batch's lease, another instance claims the rest, and the first must skip them."""
     async with container.unit_of_work() as uow:
-        for n in range(3):  # queued directly: the app's own sender is not woken up
+        for n in range(4):  # queued directly: the app's own sender is not woken up
             at = clock.now() + timedelta(seconds=n)
             uow.outbox_messages.add(
                 OutboxMessage(
@@ -281,15 +289,14 @@ async def test_a_slow_smtp_server_does_not_make_two_instances_send_one_message(
                 )
             )
         await uow.commit()
-    clock.advance(seconds=3)
-    mail = container.mail
+    clock.advance(seconds=4)
     b_mailer = SlowMailer(clock)
-    b = MailDelivery(mail.rt, mail.tokens, b_mailer, mail.renderer, mail.unit_of_work)
-    a_mailer = SlowMailer(clock, after_second=b.deliver_due)  # B polls 6 minutes in
-    a = MailDelivery(mail.rt, mail.tokens, a_mailer, mail.renderer, mail.unit_of_work)
+    b = courier_with(container, b_mailer)
+    a_mailer = SlowMailer(clock, after_third=b.deliver_due)  # B polls 42 s in
+    a = courier_with(container, a_mailer)
     await a.deliver_due()
-    assert sorted(a_mailer.sent + b_mailer.sent) == [f"u{n}@example.com" for n in range(3)]
-    assert b_mailer.sent == ["u2@example.com"]  # the one A had not reached
+    assert sorted(a_mailer.sent + b_mailer.sent) == [f"u{n}@example.com" for n in range(4)]
+    assert b_mailer.sent == ["u3@example.com"]  # the one A had not reached
     unsent = "SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL"
     assert await scalar(container, unsent) == 0
 

@@ -28,13 +28,21 @@ from identity.graphql.mutations.admin import AdminMutations
 from identity.graphql.mutations.auth import AuthMutations
 from identity.graphql.mutations.recovery import RecoveryMutations
 from identity.graphql.mutations.roles import RoleMutations
+from identity.graphql.mutations.webhooks import WebhookMutations
 from identity.graphql.queries import Query
 
 log = logging.getLogger("identity.graphql")
 
 
 @strawberry.type
-class Mutation(AuthMutations, AccountMutations, RecoveryMutations, AdminMutations, RoleMutations):
+class Mutation(
+    AuthMutations,
+    AccountMutations,
+    RecoveryMutations,
+    AdminMutations,
+    RoleMutations,
+    WebhookMutations,
+):
     pass
 
 

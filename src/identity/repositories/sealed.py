@@ -15,7 +15,8 @@ from sqlalchemy import inspect, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
-from identity.db.models import SigningKey
+from identity.db.models import SigningKey, WebhookSecret
+from identity.security import webhooks
 from identity.security.jwt import KEY_ENCRYPTION
 
 
@@ -31,6 +32,9 @@ class SealedColumn:
 SEALED_COLUMNS: list[SealedColumn] = [
     SealedColumn(
         "signing keys", SigningKey, "private_key", KEY_ENCRYPTION, lambda r: r.kid.encode()
+    ),
+    SealedColumn(
+        "webhook secrets", WebhookSecret, "sealed", webhooks.SECRET_PURPOSE, webhooks.secret_aad
     ),
 ]
 

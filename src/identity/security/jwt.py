@@ -233,7 +233,15 @@ class KeyRing:
         published = {s.kid for s in self.states(now) if s.state in ("pending", "active", "retired")}
         return {"keys": [k.public_jwk for k in self._ordered if k.kid in published]}
 
-    def sign(self, *, sub: uuid.UUID, sid: uuid.UUID, roles: list[str], now: datetime) -> str:
+    def sign(
+        self,
+        *,
+        sub: uuid.UUID,
+        sid: uuid.UUID,
+        roles: list[str],
+        now: datetime,
+        app_metadata: dict[str, Any] | None = None,
+    ) -> str:
         key = self._signer(now)
         if key is None:
             raise RuntimeError("no active signing key; run `identity keys rotate`")
@@ -250,6 +258,8 @@ class KeyRing:
             "iat": iat,
             "exp": iat + self.access_token_ttl,
             "roles": roles,
+            # What admins set for other services to decide on (never the user's own metadata).
+            "app_metadata": app_metadata or {},
         }
         # The JWS compact form, as PyJWT writes it, without its generic per-call work.
         header = {"alg": key.algorithm, "kid": key.kid, "typ": ACCESS_TOKEN_TYPE}
@@ -284,7 +294,7 @@ class KeyRing:
 
     def _check_signature(self, token: str) -> AccessClaims:
         """Header, signature with the pinned algorithm of the named key, type, issuer, audience."""
-        if len(token) > 4096:
+        if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidAccessToken("token too long")
         try:
             signing_input, _, signature = token.rpartition(".")
@@ -316,6 +326,8 @@ class KeyRing:
 
 
 _VERIFIED_CACHE = 10_000
+# app_metadata (at most 4 KiB of JSON) is the largest part of a token: about 6 KiB in all.
+MAX_TOKEN_LENGTH = 8192
 _VERIFIERS = {
     "RS256": RSAAlgorithm(RSAAlgorithm.SHA256),
     "ES256": ECAlgorithm(ECAlgorithm.SHA256),

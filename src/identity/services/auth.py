@@ -18,6 +18,7 @@ from identity.repositories.keys import KeyRepository
 from identity.repositories.sessions import SessionRepository
 from identity.repositories.users import UserRepository
 from identity.security.jwt import InvalidAccessToken, UnknownKey
+from identity.services import events
 from identity.services.errors import (
     AccountDisabled,
     DomainError,
@@ -97,7 +98,11 @@ class Auth:
         session_ends: datetime,
     ) -> AuthResult:
         access = self.rt.keyring.sign(
-            sub=user.id, sid=session_id, roles=[r.name for r in roles], now=self.rt.clock.now()
+            sub=user.id,
+            sid=session_id,
+            roles=[r.name for r in roles],
+            app_metadata=user.app_metadata or {},
+            now=self.rt.clock.now(),
         )
         return AuthResult(
             access_token=access,
@@ -147,6 +152,7 @@ class Auth:
         uow.sessions.add(session)
         await uow.users.record_login(user.id, now, password_hash=password_hash)
         uow.audit.record("auth.login", actor=user.id, subject=user.id, session_id=str(session.id))
+        uow.events.add(events.SESSION_CREATED, events.session_data(session))
         await uow.commit()
         user.last_login_at = now
         return self._issue(user, list(user.roles), session.id, 0, session.expires_at)
@@ -253,6 +259,7 @@ class Auth:
             await self._reuse_detected(uow, session, now)
             raise InvalidToken()
         await uow.sessions.revoke(session.id, now, "logout")
+        events.sessions_ended(uow.events, session.user_id, [session.id], "logout")
         uow.audit.record(
             "auth.logout",
             actor=session.user_id,
@@ -264,6 +271,7 @@ class Auth:
     async def _reuse_detected(self, uow: UnitOfWork, session: Session, now: datetime) -> None:
         """A used refresh token came back: someone else has it. End the whole session."""
         await uow.sessions.revoke(session.id, now, "reuse")
+        events.sessions_ended(uow.events, session.user_id, [session.id], "reuse")
         metrics.REFRESH_REUSE.inc()
         log.warning(
             "a used refresh token came back: session %s of user %s ended",

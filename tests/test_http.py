@@ -73,7 +73,8 @@ async def test_jwks_publishes_the_signing_key_with_cache_control(
         audience="identity",
         issuer="http://testserver",
     )
-    assert set(claims) == {"iss", "aud", "sub", "exp", "iat", "jti", "sid", "roles"}
+    assert set(claims) == {"iss", "aud", "sub", "exp", "iat", "jti", "sid", "roles", "app_metadata"}
+    assert claims["app_metadata"] == {}
     assert claims["sub"] == user.user_id
     assert claims["roles"] == ["user"]
     assert claims["exp"] - claims["iat"] == 900

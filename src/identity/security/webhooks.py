@@ -50,6 +50,10 @@ _METADATA = frozenset(
         "fd00:ec2::254",
     )
 )
+# Ranges Python's ipaddress counts as global that no webhook receiver lives in.
+_RESERVED = (
+    ipaddress.ip_network("192.0.0.0/24"),  # IETF protocol assignments (Oracle's metadata)
+)
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NUMERIC_HOST = re.compile(r"^[0-9a-fA-FxX.]+$")
 
@@ -105,8 +109,8 @@ def url_problem(url: str, *, require_https: bool) -> UrlProblem | None:
     try:
         parts = urlsplit(url)
         port = parts.port
-        httpx.URL(url)
-    except ValueError:
+        httpx.URL(url)  # what will send it must read it too
+    except (ValueError, httpx.InvalidURL):
         return UrlProblem("invalid_url", "Enter an absolute http(s) URL.")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return UrlProblem("invalid_url", "Enter an absolute http(s) URL.")
@@ -149,6 +153,8 @@ def refusal(ip: IP) -> str | None:
                 return reason
     if ip in _METADATA:
         return "a cloud metadata address"
+    if any(ip in network for network in _RESERVED):
+        return "a reserved address"
     for test, reason in (
         (ip.is_loopback, "a loopback address"),
         (ip.is_unspecified, "an unspecified address"),

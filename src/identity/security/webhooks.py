@@ -284,7 +284,9 @@ class WebhookClient:
         allow_private: bool,
         resolve: Resolver = system_resolver,
         ssl_context: ssl.SSLContext | None = None,
+        timeout: float = TIMEOUT,
     ) -> None:
+        self.timeout = timeout
         context = ssl_context or httpx.create_ssl_context(trust_env=False)
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
         transport = httpx.AsyncHTTPTransport(verify=context, trust_env=False, limits=limits)
@@ -302,13 +304,13 @@ class WebhookClient:
             transport=transport,
             follow_redirects=False,
             trust_env=False,
-            timeout=httpx.Timeout(TIMEOUT),
+            timeout=httpx.Timeout(timeout),
         )
 
     async def post(self, url: str, headers: dict[str, str], body: str) -> Answer:
         """The answer's status; its body is read up to MAX_RESPONSE and dropped."""
         async with (
-            asyncio.timeout(TIMEOUT),
+            asyncio.timeout(self.timeout),
             self.http.stream("POST", url, headers=headers, content=body.encode()) as response,
         ):
             read = 0

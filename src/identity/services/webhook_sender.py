@@ -67,6 +67,7 @@ class WebhookChannel:
         async with self.unit_of_work() as uow:
             endpoint = await uow.webhooks.endpoint(row.endpoint_id)
             secrets = await uow.webhooks.live_secrets(row.endpoint_id, now)
+            await uow.release()  # ends the read; the rows stay usable (a rollback would expire them)
         if endpoint is None:  # deleted meanwhile (its deliveries went with it)
             return False
         if not endpoint.is_active:
@@ -96,7 +97,7 @@ class WebhookChannel:
             metrics.WEBHOOK_DELIVERIES.labels("refused").inc()
             return None, f"refused: {exc}"
         except TimeoutError:
-            return None, f"timed out after {hooks.TIMEOUT:.0f} s"
+            return None, f"timed out after {self.client.timeout:g} s"
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: {str(exc)[:200]}"
         if 200 <= answer.status < 300:

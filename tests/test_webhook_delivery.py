@@ -207,7 +207,8 @@ async def test_a_receiver_down_then_up_gets_the_event_once(
     assert done["status"] == "delivered"
     assert done["attempts"] == 2
     assert done["lastResponseStatus"] == 200
-    assert done["lastError"] is None and done["nextAttemptAt"] is None
+    assert done["lastError"] is None
+    assert done["nextAttemptAt"] is None
     clock.advance(3600)
     await settle_webhooks(container)
     assert len(receiver.received) == 1
@@ -230,7 +231,8 @@ async def test_a_500_is_retried_with_the_same_id_and_body(
     await settle_webhooks(container)
     first, second = receiver.received
     assert (first.status, second.status) == (500, 200)
-    assert first.id == second.id and first.body == second.body
+    assert first.id == second.id
+    assert first.body == second.body
     assert first.headers["webhook-timestamp"] != second.headers["webhook-timestamp"]
     assert second.verified_by == receiver.secrets
 
@@ -261,7 +263,8 @@ async def test_the_retry_schedule_ends_abandoned_and_a_redelivery_sends_it_again
 
     again = await gql(REDELIVER, {"id": row["id"]}, token=admin.access_token)
     redelivery = again["data"]["redeliverWebhook"]["delivery"]
-    assert redelivery["eventId"] == row["eventId"] and redelivery["id"] != row["id"]
+    assert redelivery["eventId"] == row["eventId"]
+    assert redelivery["id"] != row["id"]
     await settle_webhooks(container)
     assert receiver.received[-1].id == row["eventId"]
     assert receiver.received[-1].body == receiver.received[0].body
@@ -390,7 +393,8 @@ async def test_redirects_are_not_followed(
     [row] = await deliveries(gql, admin, created["endpoint"]["id"])
     assert row["lastResponseStatus"] == 307
     assert row["lastError"] == "HTTP 307: redirects are not followed"
-    assert len(hits) == 1 and receiver.received == []
+    assert len(hits) == 1
+    assert receiver.received == []
 
 
 async def test_huge_and_slow_answers_are_cut_short(container: Container) -> None:
@@ -501,6 +505,7 @@ async def test_deliveries_flow_through_two_kinds_of_endpoint(
         theirs = [r for r in other.received if r.payload["data"]["email"] == "ann@example.com"]
         assert len(mine) == len(theirs) == 1
         assert mine[0].id == theirs[0].id  # one event, one id
-        assert mine[0].verified_by == receiver.secrets and theirs[0].verified_by == other.secrets
+        assert mine[0].verified_by == receiver.secrets
+        assert theirs[0].verified_by == other.secrets
     finally:
         await other.stop()

@@ -67,7 +67,7 @@ class WebhookChannel:
         async with self.unit_of_work() as uow:
             endpoint = await uow.webhooks.endpoint(row.endpoint_id)
             secrets = await uow.webhooks.live_secrets(row.endpoint_id, now)
-            await uow.release()  # ends the read; the rows stay usable (a rollback would expire them)
+            await uow.release()  # the read ends; the rows stay usable (a rollback expires them)
         if endpoint is None:  # deleted meanwhile (its deliveries went with it)
             return False
         if not endpoint.is_active:

@@ -38,6 +38,8 @@ from tests.conftest import (
 )
 from tests.tcpproxy import TCPProxy
 from tests.test_server import Server, server_env
+from tests.webhook_helpers import CREATE as CREATE_ENDPOINT
+from tests.webhook_helpers import Receiver, sync_receivers_with
 
 
 @pytest.fixture
@@ -227,6 +229,7 @@ async def two_servers(database: Database, redis_url: str, smtp: Inbox, tmp_path:
         IDENTITY_RATE_LIMIT_LOGIN_ADDRESS="6/minute",
         IDENTITY_RATE_LIMIT_RECOVERY_EMAIL="100/minute",
         IDENTITY_RATE_LIMIT_RECOVERY_ADDRESS="100/minute",
+        IDENTITY_RATE_LIMIT_REGISTER_ADDRESS="100/minute",
         IDENTITY_MAIL_URL=f"smtp://127.0.0.1:{smtp.port}",
         IDENTITY_KEY_REFRESH_INTERVAL="1",
         IDENTITY_MAIL_POLL_INTERVAL="0.2",
@@ -369,3 +372,64 @@ async def test_two_instances_share_sessions_limits_keys_and_outbox(
     resets = [m for m in smtp.messages[before:] if "Reset your" in m["Subject"]]
     assert len(resets) == 12
     assert len({m["Message-ID"] for m in resets}) == 12
+
+
+async def test_two_instances_deliver_each_webhook_event_once(
+    two_servers: Any, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (a, b), env = two_servers
+    sync_receivers_with(clock, monkeypatch)  # the servers' clocks are the real one
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        admin = subprocess.run(
+            [sys.executable, "-m", "identity", "create-admin", "--email", "ops@example.com"],
+            env=env,
+            input=PASSWORD + "\n",
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "created admin" in admin.stdout
+        async with httpx.AsyncClient(timeout=20) as http:
+
+            async def call_on(server: Server, query: str, variables: Any, token: str = "") -> Any:
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                body = {"query": query, "variables": variables}
+                response = await http.post(f"{server.url}/graphql", json=body, headers=headers)
+                answer = response.json()
+                assert "errors" not in answer, answer
+                return answer["data"]
+
+            signed_in = await call_on(
+                a, LOGIN, {"input": {"email": "ops@example.com", "password": PASSWORD}}
+            )
+            token = signed_in["login"]["accessToken"]
+            created = await call_on(
+                b,
+                CREATE_ENDPOINT,
+                {"input": {"url": receiver.url, "events": ["user.created"]}},
+                token,
+            )
+            receiver.secrets.append(created["createWebhookEndpoint"]["secret"])
+            for i in range(20):
+                user = {
+                    "email": f"hook{i}@example.com",
+                    "password": PASSWORD,
+                    "firstName": "",
+                    "lastName": "",
+                }
+                done = await call_on((a, b)[i % 2], REGISTER, {"input": user})
+                assert done["register"]["__typename"] == "RegisterSuccess", done
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(receiver.received) < 20:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)  # a duplicate would arrive now
+    finally:
+        await receiver.stop()
+    assert len(receiver.received) == 20
+    assert len({r.id for r in receiver.received}) == 20
+    assert {r.payload["data"]["email"] for r in receiver.received} == {
+        f"hook{i}@example.com" for i in range(20)
+    }
+    assert all(r.verified_by == receiver.secrets for r in receiver.received)

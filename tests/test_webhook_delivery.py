@@ -509,3 +509,41 @@ async def test_deliveries_flow_through_two_kinds_of_endpoint(
         assert theirs[0].verified_by == other.secrets
     finally:
         await other.stop()
+
+
+@pytest.mark.parametrize("settings_overrides", [{"metrics_token": "metrics-token"}])
+async def test_metrics_count_outcomes_and_show_the_queue(
+    gql: GraphQLClient,
+    container: Container,
+    receiver: Receiver,
+    clock: FrozenClock,
+    client: Any,
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    delivered = sample("identity_webhook_deliveries_total", outcome="delivered")
+    retried = sample("identity_webhook_deliveries_total", outcome="retried")
+    await subscribe(gql, container, receiver, ["user.created"])
+    receiver.statuses = [500]
+    await register(gql, "ann@example.com")
+    await settle_webhooks(container)
+    clock.advance(4)
+    await container.webhook_sender.deliver_due()  # not due: only measures
+    assert sample("identity_webhook_deliveries_pending") == 1
+    assert sample("identity_webhook_oldest_pending_seconds") == 4
+    clock.advance(1)
+    await settle_webhooks(container)
+    assert sample("identity_webhook_deliveries_total", outcome="retried") == retried + 1
+    assert sample("identity_webhook_deliveries_total", outcome="delivered") == delivered + 1
+    assert sample("identity_webhook_deliveries_pending") == 0
+    assert sample("identity_webhook_oldest_pending_seconds") == 0
+    text = (await client.get("/metrics", headers={"Authorization": "Bearer metrics-token"})).text
+    for name in (
+        'identity_webhook_deliveries_total{outcome="delivered"}',
+        "identity_webhook_deliveries_pending",
+        "identity_webhook_oldest_pending_seconds",
+    ):
+        assert name in text

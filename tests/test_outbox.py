@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from datetime import timedelta
 from email.message import EmailMessage
@@ -17,7 +18,7 @@ from identity.container import Container
 from identity.db.models import OutboxMessage
 from identity.services.mail import MailChannel
 from identity.services.outbox import LEASE, Courier
-from tests.conftest import Database, GraphQLClient, register, scalar
+from tests.conftest import Database, GraphQLClient, register, scalar, settle_outbox
 from tests.test_cli import run
 from tests.test_recovery import REQUEST_RESET
 
@@ -128,12 +129,11 @@ async def test_mail_whose_link_was_replaced_is_voided(
         await scalar(container, "SELECT count(*) FROM outbox_messages WHERE state = 'failed'") == 0
     )
 
+    await settle_outbox(container)
     env = {
         "IDENTITY_DATABASE_URL": database.url,
         "IDENTITY_SECRET_KEY": container.settings.secret().decode(),
     }
-    import os
-
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}, **env}
     status = run(["mail", "status"], env)
     assert status.returncode == 0, status.stderr

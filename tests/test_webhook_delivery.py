@@ -476,9 +476,7 @@ async def test_in_production_a_name_that_rebinds_to_loopback_is_refused_at_send(
     await settle_webhooks(container)
     [row] = await deliveries(gql, admin, created["endpoint"]["id"])
     assert row["status"] == "pending"
-    assert row["lastError"] == (
-        "refused: hooks.example.com resolves to 127.0.0.1, a loopback address"
-    )
+    assert row["lastError"] == ("refused: hooks.example.com resolves to a loopback address")
     assert asked == ["hooks.example.com"]
     assert receiver.received == []  # nothing reached the loopback receiver
     # A literal private address in a URL changed under the sender's feet is refused too.

@@ -63,15 +63,16 @@ class Queue(Generic[Q]):
         """Extend this row's lease; False if another claim has taken it (or it is done)."""
         return await rowcount(self.db, self.claimed(row).values(next_attempt_at=lease_until)) == 1
 
-    async def keep_alive(self, claim: uuid.UUID, lease_until: datetime) -> int:
-        """Extend the lease of every row of a claim that is not done yet (the heartbeat)."""
+    async def keep_alive(self, claim: uuid.UUID, lease_until: datetime) -> set[uuid.UUID]:
+        """Extend the lease of every row still held by a claim (the heartbeat): their ids."""
         model: Any = self.model
         stmt = (
             update(model)
             .where(model.claim == claim, model.state == PENDING)
             .values(next_attempt_at=lease_until)
+            .returning(model.id)
         )
-        return await rowcount(self.db, stmt)
+        return set((await self.db.execute(stmt)).scalars())
 
     async def finish(self, row: Q, **values: Any) -> bool:
         """Record an attempt's outcome (a state, a retry time, errors) under this claim."""

@@ -88,6 +88,12 @@ class WebhookRepository:
     async def endpoint(self, endpoint_id: uuid.UUID) -> WebhookEndpoint | None:
         return await self.db.get(WebhookEndpoint, endpoint_id)
 
+    async def endpoints_by_id(
+        self, endpoint_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, WebhookEndpoint]:
+        stmt = select(WebhookEndpoint).where(WebhookEndpoint.id.in_(endpoint_ids))
+        return {row.id: row for row in (await self.db.execute(stmt)).scalars()}
+
     async def endpoints(self) -> list[WebhookEndpoint]:
         stmt = select(WebhookEndpoint).order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
         return list((await self.db.execute(stmt)).scalars())
@@ -155,17 +161,22 @@ class WebhookRepository:
 
     # Secrets ----------------------------------------------------------------------------
 
-    async def live_secrets(self, endpoint_id: uuid.UUID, now: datetime) -> list[WebhookSecret]:
-        """The secrets that sign now: the current one first, then one being retired."""
+    async def live_secrets(
+        self, endpoint_ids: Sequence[uuid.UUID], now: datetime
+    ) -> dict[uuid.UUID, list[WebhookSecret]]:
+        """Each endpoint's secrets that sign now: the current one first, then one retiring."""
         stmt = (
             select(WebhookSecret)
             .where(
-                WebhookSecret.endpoint_id == endpoint_id,
+                WebhookSecret.endpoint_id.in_(endpoint_ids),
                 (WebhookSecret.retires_at.is_(None)) | (WebhookSecret.retires_at > now),
             )
             .order_by(WebhookSecret.retires_at.is_not(None), WebhookSecret.created_at.desc())
         )
-        return list((await self.db.execute(stmt)).scalars())
+        result: dict[uuid.UUID, list[WebhookSecret]] = defaultdict(list)
+        for row in (await self.db.execute(stmt)).scalars():
+            result[row.endpoint_id].append(row)
+        return result
 
     async def retire_secrets(self, endpoint_id: uuid.UUID, now: datetime, until: datetime) -> None:
         """Drop secrets already being retired; the current one signs on until `until`."""

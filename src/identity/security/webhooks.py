@@ -51,9 +51,17 @@ _METADATA = frozenset(
     )
 )
 # Ranges Python's ipaddress counts as global that no webhook receiver lives in.
-_RESERVED = (
-    ipaddress.ip_network("192.0.0.0/24"),  # IETF protocol assignments (Oracle's metadata)
+_RESERVED = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "192.0.0.0/24",  # IETF protocol assignments (Oracle's metadata is 192.0.0.192)
+        "192.88.99.0/24",  # the old 6to4 relays' anycast
+        "fec0::/10",  # site-local, deprecated but still routed inside some networks
+        "3fff::/20",  # documentation
+        "5f00::/16",  # segment routing
+    )
 )
+_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # SIIT's IPv4-translated addresses
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NUMERIC_HOST = re.compile(r"^[0-9a-fA-FxX.]+$")
 
@@ -116,7 +124,7 @@ def url_problem(url: str, *, require_https: bool) -> UrlProblem | None:
         return UrlProblem("invalid_url", "Enter an absolute http(s) URL.")
     if require_https and parts.scheme != "https":
         return UrlProblem("https_required", "Webhook URLs must use https.")
-    if parts.username is not None or parts.password is not None:
+    if parts.username is not None or parts.password is not None or httpx.URL(url).userinfo:
         return UrlProblem("invalid_url", "Credentials in the URL are not allowed.")
     if parts.fragment or url.endswith("#"):
         return UrlProblem("invalid_url", "A URL fragment is never sent; leave it out.")
@@ -130,9 +138,10 @@ def url_problem(url: str, *, require_https: bool) -> UrlProblem | None:
 
 
 def host_and_port(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    assert parts.hostname is not None
-    return parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    """The host and port the sender will connect to, as httpx reads the URL (not another
+    parser's reading of it: they may disagree on odd URLs)."""
+    parsed = httpx.URL(url)
+    return parsed.raw_host.decode("ascii"), parsed.port or (443 if parsed.scheme == "https" else 80)
 
 
 def _is_ip(host: str) -> bool:
@@ -176,7 +185,7 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
         return ip.sixtofour
     if ip.teredo is not None:
         return ip.teredo[1]
-    if ip in _NAT64 or int(ip) >> 32 == 0:
+    if ip in _NAT64 or ip in _TRANSLATED or int(ip) >> 32 == 0:
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
 
@@ -219,7 +228,8 @@ async def checked_addresses(
         for ip in addresses:
             reason = refusal(ip)
             if reason is not None:
-                raise AddressRefused(f"{host} resolves to {ip}, {reason}")
+                # Not the address itself: the API would tell internal addresses to its callers.
+                raise AddressRefused(f"{host} resolves to {reason}")
     return addresses
 
 

@@ -54,7 +54,10 @@ class MailChannel:
     async def measure(self, uow: UnitOfWork) -> None:
         metrics.OUTBOX_DEPTH.set((await uow.outbox_messages.all_counts())["pending"])
 
-    async def handle(self, message: OutboxMessage) -> bool:
+    async def prepare(self, rows: list[OutboxMessage]) -> None:
+        return None
+
+    async def handle(self, message: OutboxMessage, batch: None = None) -> bool:
         if message.template in self.expanders:
             await self._expand(message)
             return False

@@ -11,7 +11,9 @@ Crashes: a lease is 30 s and a heartbeat extends it every 10 s while the sender 
 when a process dies mid-batch another instance (or the restarted one) takes the rows over
 within about 30 s. Each row's lease is also renewed just before it is handled, and one
 send is cut off at half a lease, so the renewal always outlasts the send: a slow server
-cannot make two instances send one row.
+cannot make two instances send one row. (That renewal is skipped while the batch's lease,
+kept fresh by the heartbeat, still outlasts a send by a margin: no other instance can claim
+the row before then.)
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import logging
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import timedelta
-from typing import Generic, Protocol, TypeVar
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Generic, Protocol, TypeVar
 
 from identity.db.models import Queued
 from identity.repositories.queue import Queue
@@ -36,6 +39,7 @@ LEASE = timedelta(seconds=30)
 KEEP_ALIVE_EVERY = LEASE.total_seconds() / 3  # real seconds between heartbeats
 SEND_TIMEOUT = LEASE.total_seconds() / 2  # one send at most: the renewal before it outlasts it
 BATCH = 20
+RENEW_MARGIN = 5.0  # seconds a lease must outlast a send by, or the row is renewed first
 
 Q = TypeVar("Q", bound=Queued)
 UnitOfWorkFactory = Callable[[], AbstractAsyncContextManager[UnitOfWork]]
@@ -46,14 +50,24 @@ class Channel(Protocol[Q]):
 
     def queue(self, uow: UnitOfWork) -> Queue[Q]: ...
 
-    async def handle(self, row: Q) -> bool:
-        """Attempt one claimed row (its lease just renewed) and record the outcome through
-        `queue(uow).finish`; True if it was delivered."""
+    async def prepare(self, rows: list[Q]) -> Any:
+        """What the rows of one claimed batch share (read once, e.g. their endpoints)."""
+        ...
+
+    async def handle(self, row: Q, batch: Any) -> bool:
+        """Attempt one claimed row (its lease outlasting the send) and record the outcome
+        through `queue(uow).finish`; True if it was delivered."""
         ...
 
     async def measure(self, uow: UnitOfWork) -> None:
         """Update the channel's gauges (queue depth and the like)."""
         ...
+
+
+@dataclass(slots=True)
+class Claim:
+    id: uuid.UUID
+    leases: dict[uuid.UUID, datetime]  # row id -> its lease as this sender last set it
 
 
 class Courier(Generic[Q]):
@@ -82,65 +96,80 @@ class Courier(Generic[Q]):
         """Handle what is due now; the number of rows delivered."""
         delivered = 0
         while True:
-            claim = uuid.uuid4()
             now = self.rt.clock.now()
+            claim_id, lease_until = uuid.uuid4(), now + LEASE
             async with self.unit_of_work() as uow:
-                rows = await self.channel.queue(uow).claim_due(now, claim, now + LEASE, self.batch)
+                queue = self.channel.queue(uow)
+                rows = await queue.claim_due(now, claim_id, lease_until, self.batch)
                 await uow.commit()
+            claim = Claim(claim_id, {row.id: lease_until for row in rows})  # type: ignore[attr-defined]
             if not rows:
                 await self._measure()
                 return delivered
             heartbeat = asyncio.create_task(self._keep_alive(claim))
             try:
-                delivered += await self._handle_all(rows)
+                batch = await self.channel.prepare(rows)
+                delivered += await self._handle_all(rows, claim, batch)
             finally:
                 heartbeat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await heartbeat
             # Handling may have queued more that is due now (a reset request's mail): go on.
 
-    async def _handle_all(self, rows: list[Q]) -> int:
+    async def _handle_all(self, rows: list[Q], claim: Claim, batch: Any) -> int:
         if self.concurrency == 1:
-            return sum([await self._handle(row) for row in rows])
+            return sum([await self._handle(row, claim, batch) for row in rows])
         slots = asyncio.Semaphore(self.concurrency)
 
         async def one(row: Q) -> bool:
             async with slots:
-                return await self._handle(row)
+                return await self._handle(row, claim, batch)
 
         return sum(await asyncio.gather(*(one(row) for row in rows)))
 
-    async def _handle(self, row: Q) -> bool:
-        if not await self._still_ours(row):
+    async def _handle(self, row: Q, claim: Claim, batch: Any) -> bool:
+        if not await self._still_ours(row, claim):
             return False
         try:
-            return await self.channel.handle(row)
+            return await self.channel.handle(row, batch)
         except Exception:  # the database may be away: the row waits for its lease to end
             log.warning("%s: %s could not be handled", self.channel.name, row.id, exc_info=True)  # type: ignore[attr-defined]
             return False
 
-    async def _still_ours(self, row: Q) -> bool:
-        """Renew the row's lease just before it is handled; False if another claim took it.
+    async def _still_ours(self, row: Q, claim: Claim) -> bool:
+        """Make sure the row's lease outlasts its send; False if another claim took it.
 
         A batch is claimed at once and handled row by row; if this sender stalled (a slow
-        server, a paused heartbeat), another instance may have claimed what is left.
+        server, a missed heartbeat), another instance may have claimed what is left.
         """
+        row_id = row.id  # type: ignore[attr-defined]
+        now = self.rt.clock.now()
+        lease = claim.leases[row_id]
+        if (lease - now).total_seconds() > SEND_TIMEOUT + RENEW_MARGIN:
+            return True  # nobody can claim it before the send is over
         async with self.unit_of_work() as uow:
-            ours = await self.channel.queue(uow).renew(row, self.rt.clock.now() + LEASE)
+            ours = await self.channel.queue(uow).renew(row, now + LEASE)
             await uow.commit()
+        if ours:
+            claim.leases[row_id] = now + LEASE
         return ours
 
-    async def _keep_alive(self, claim: uuid.UUID) -> None:
+    async def _keep_alive(self, claim: Claim) -> None:
         while True:
             await asyncio.sleep(self.keep_alive_every)
             await self.keep_alive(claim)
 
-    async def keep_alive(self, claim: uuid.UUID) -> None:
+    async def keep_alive(self, claim: Claim) -> None:
         """One heartbeat: the claim's unfinished rows stay this sender's for another lease."""
         try:
+            lease_until = self.rt.clock.now() + LEASE
             async with self.unit_of_work() as uow:
-                await self.channel.queue(uow).keep_alive(claim, self.rt.clock.now() + LEASE)
+                held = await self.channel.queue(uow).keep_alive(claim.id, lease_until)
                 await uow.commit()
+            # Rows no longer held (done, or taken over) keep their old lease: a row taken
+            # over after a stall must not look like this sender's again.
+            for row_id in held:
+                claim.leases[row_id] = lease_until
         except Exception:  # a missed heartbeat only lets another instance take over
             log.warning("%s: the lease could not be renewed", self.channel.name, exc_info=True)
 

@@ -10,6 +10,8 @@ mailed. Everything runs on the injected clock.
 from __future__ import annotations
 
 import logging
+import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
@@ -42,6 +44,12 @@ ABANDONED = "abandoned"
 GONE = 410
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    endpoint: WebhookEndpoint
+    keys: list[bytes]  # the secrets that sign, opened
+
+
 class WebhookChannel:
     name = "webhooks"
 
@@ -62,24 +70,34 @@ class WebhookChannel:
         age = 0.0 if oldest is None else (self.rt.clock.now() - oldest).total_seconds()
         metrics.WEBHOOK_OLDEST_PENDING.set(max(age, 0.0))
 
-    async def handle(self, row: WebhookDelivery) -> bool:
-        now = self.rt.clock.now()
+    async def prepare(self, rows: list[WebhookDelivery]) -> dict[uuid.UUID, Target]:
+        """The batch's endpoints and their signing keys, read once, as of the claim."""
+        ids = sorted({row.endpoint_id for row in rows})
         async with self.unit_of_work() as uow:
-            endpoint = await uow.webhooks.endpoint(row.endpoint_id)
-            secrets = await uow.webhooks.live_secrets(row.endpoint_id, now)
+            endpoints = await uow.webhooks.endpoints_by_id(ids)
+            secrets = await uow.webhooks.live_secrets(ids, self.rt.clock.now())
             await uow.release()  # the read ends; the rows stay usable (a rollback expires them)
-        if endpoint is None:  # deleted meanwhile (its deliveries went with it)
-            return False
-        if not endpoint.is_active:
-            await self._record(
-                row, endpoint, None, f"endpoint disabled: {endpoint.disabled_reason}"
+        return {
+            endpoint_id: Target(
+                endpoint,
+                [
+                    self.rt.secret.unseal(hooks.SECRET_PURPOSE, s.sealed, hooks.secret_aad(s))
+                    for s in secrets.get(endpoint_id, [])
+                ],
             )
+            for endpoint_id, endpoint in endpoints.items()
+        }
+
+    async def handle(self, row: WebhookDelivery, batch: dict[uuid.UUID, Target]) -> bool:
+        target = batch.get(row.endpoint_id)
+        if target is None:  # deleted meanwhile (its deliveries went with it)
             return False
-        keys = [
-            self.rt.secret.unseal(hooks.SECRET_PURPOSE, s.sealed, hooks.secret_aad(s))
-            for s in secrets
-        ]
-        status, error = await self._post(endpoint, row, keys, now)
+        endpoint = target.endpoint
+        if not endpoint.is_active:
+            reason = endpoint.disabled_reason or "by an admin"
+            await self._record(row, endpoint, None, f"endpoint disabled: {reason}")
+            return False
+        status, error = await self._post(endpoint, row, target.keys, self.rt.clock.now())
         return await self._record(row, endpoint, status, error)
 
     async def _post(
@@ -119,7 +137,7 @@ class WebhookChannel:
             done = {"last_response_status": status, "last_error": error}
             if error is None:
                 ours = await queue.finish(row, state=DELIVERED, delivered_at=now, **done)
-                if ours:
+                if ours:  # a success ends a run of failures (matches no row, mostly)
                     await repo.succeeded(endpoint.id)
                 outcome = DELIVERED
             elif not endpoint.is_active:

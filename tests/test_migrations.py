@@ -131,7 +131,7 @@ async def test_0006_upgrades_a_database_with_users_and_mail_in_it(empty_database
             ).one()
             assert [m if isinstance(m, dict) else orjson.loads(m) for m in metadata] == [{}, {}]
             result = await connection.execute(text("SELECT template, state FROM outbox_messages"))
-            states = dict(result.all())
+            states: dict[str, str] = dict(result.all())
             assert states == {name: name for name in rows}
             admin = await connection.scalar(
                 text(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -32,6 +33,7 @@ from tests.conftest import (
     token_in,
     wait_for_mail,
 )
+from tests.test_cli import run
 from tests.test_recovery import CONFIRM_CHANGE, REQUEST_CHANGE, REQUEST_RESET, RESET
 from tests.webhook_helpers import (
     REDELIVER,
@@ -359,6 +361,18 @@ async def test_a_test_event_goes_out_on_demand(
     assert got.id == delivery["eventId"]
     assert got.payload["type"] == "webhook.test"
     check_schema(got.payload)
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDENTITY_")}
+    env |= {
+        "IDENTITY_DATABASE_URL": container.settings.database_url,
+        "IDENTITY_SECRET_KEY": container.settings.secret().decode(),
+    }
+    status = run(["webhooks", "status"], env)
+    assert status.returncode == 0, status.stderr
+    totals, line = status.stdout.splitlines()
+    assert totals == "pending 0  delivered 1  failed 0  abandoned 0  oldest-pending -"
+    assert line.startswith(f"{endpoint_id} {receiver.url} active pending=0 delivered=1 ")
+    assert line.endswith("events=user.deleted")
 
 
 # The sender's defences ---------------------------------------------------------------------

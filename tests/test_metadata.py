@@ -6,7 +6,6 @@ from typing import Any
 
 import jwt
 import orjson
-import pytest
 
 from identity.container import Container
 from tests.admin_helpers import make_admin, user_with
@@ -145,27 +144,27 @@ BAD_METADATA = [
 ]
 
 
-@pytest.mark.parametrize(("value", "code"), BAD_METADATA)
 async def test_bad_metadata_is_refused_with_a_code_and_nothing_is_written(
-    gql: GraphQLClient, container: Container, value: Any, code: str
+    gql: GraphQLClient, container: Container
 ) -> None:
     admin = await make_admin(container, gql)
     ann = await signed_up(gql, "ann@example.com")
     before = await row_counts(container)
     stamp = await scalar(container, "SELECT updated_at FROM users WHERE email = 'ann@example.com'")
-    for query, variables, token, field in (
-        (UPDATE_ME, {"input": {"userMetadata": value}}, ann.access_token, "userMetadata"),
-        (
-            UPDATE_USER,
-            {"id": ann.user_id, "input": {"appMetadata": value}},
-            admin.access_token,
-            "appMetadata",
-        ),
-    ):
-        result = (await gql(query, variables, token=token))["data"]
-        answer = next(iter(result.values()))
-        assert answer["__typename"] == "ValidationError"
-        assert [(f["field"], f["code"]) for f in answer["fields"]] == [(field, code)]
+    for value, code in BAD_METADATA:
+        for query, variables, token, field in (
+            (UPDATE_ME, {"input": {"userMetadata": value}}, ann.access_token, "userMetadata"),
+            (
+                UPDATE_USER,
+                {"id": ann.user_id, "input": {"appMetadata": value}},
+                admin.access_token,
+                "appMetadata",
+            ),
+        ):
+            result = (await gql(query, variables, token=token))["data"]
+            answer = next(iter(result.values()))
+            assert answer["__typename"] == "ValidationError", (value, field)
+            assert [(f["field"], f["code"]) for f in answer["fields"]] == [(field, code)], value
     assert await row_counts(container) == before
     assert (
         await scalar(container, "SELECT updated_at FROM users WHERE email = 'ann@example.com'")

@@ -61,7 +61,7 @@ async def test_an_endpoint_is_created_with_a_secret_shown_once(
     assert secret.removeprefix("whsec_") not in caplog.text
 
 
-BAD_INPUTS = [
+BAD_INPUTS: list[tuple[dict[str, Any], str, str]] = [
     ({"url": ""}, "url", "required"),
     ({"url": "ftp://example.com/hook"}, "url", "invalid_url"),
     ({"url": "http://user:pass@example.com/hook"}, "url", "invalid_url"),
@@ -114,7 +114,8 @@ async def test_bad_endpoint_inputs_are_refused_and_nothing_is_written(
     admin = await make_admin(container, gql)
     before = await row_counts(container)
     for change, field, code in BAD_INPUTS:
-        data = {"url": URL, "events": ["user.created"], "description": "", **change}
+        data: dict[str, Any] = {"url": URL, "events": ["user.created"], "description": ""}
+        data.update(change)
         result = (await gql(CREATE, {"input": data}, token=admin.access_token))["data"]
         answer = result["createWebhookEndpoint"]
         assert answer["__typename"] == "ValidationError", change

@@ -73,8 +73,12 @@ async def test_jwks_publishes_the_signing_key_with_cache_control(
         audience="identity",
         issuer="http://testserver",
     )
-    assert set(claims) == {"iss", "aud", "sub", "exp", "iat", "jti", "sid", "roles", "aal", "amr"}
-    assert (claims["aal"], claims["amr"]) == (1, ["pwd"])
+    assert set(claims) == {"iss", "aud", "sub", "exp", "iat", "jti", "sid", "roles"} | {
+        "aal",
+        "amr",
+        "app_metadata",
+    }
+    assert (claims["aal"], claims["amr"], claims["app_metadata"]) == (1, ["pwd"], {})
     assert claims["sub"] == user.user_id
     assert claims["roles"] == ["user"]
     assert claims["exp"] - claims["iat"] == 900

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import orjson
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -131,3 +132,66 @@ async def test_second_factors_upgrade_a_database_with_users_and_sessions(
     assert str(row[2]).startswith("1970-01-01 00:00:00")  # a sign-in long ago
     assert roles
     assert all(not r[0] for r in roles)
+
+
+async def test_0006_upgrades_a_database_with_users_and_mail_in_it(empty_database: str) -> None:
+    """Existing users get empty metadata; the outbox's rows get the state their timestamps
+    said (mail voided before delivery was `failed` with "skipped: …"); admin gets webhooks."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    await asyncio.to_thread(migrate.upgrade, empty_database, "0004")
+    engine = create_async_engine(empty_database, poolclass=NullPool)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    rows = {
+        "sent": (now, None, None),
+        "voided": (None, now, "skipped: the link in it was used, replaced or expired"),
+        "failed": (None, now, "SMTPRecipientsRefused: nope"),
+        "pending": (None, None, "SMTPConnectError: later"),
+    }
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO users (id, email, password_hash, first_name, last_name, "
+                    "is_active, is_verified, created_at, updated_at) VALUES "
+                    "(:id, 'old@example.com', NULL, 'Old', 'User', true, true, :now, :now)"
+                ),
+                {"id": uuid.uuid4().hex, "now": now},
+            )
+            for name, (sent, failed, error) in rows.items():
+                await connection.execute(
+                    text(
+                        "INSERT INTO outbox_messages (id, created_at, template, recipient, "
+                        "context, attempts, next_attempt_at, sent_at, failed_at, last_error) "
+                        "VALUES (:id, :now, :template, 'old@example.com', '{}', 1, :now, :sent, "
+                        ":failed, :error)"
+                    ),
+                    {
+                        "id": uuid.uuid4().hex,
+                        "now": now,
+                        "template": name,
+                        "sent": sent,
+                        "failed": failed,
+                        "error": error,
+                    },
+                )
+        await asyncio.to_thread(migrate.upgrade, empty_database)
+        async with engine.connect() as connection:
+            metadata = (
+                await connection.execute(text("SELECT app_metadata, user_metadata FROM users"))
+            ).one()
+            assert [m if isinstance(m, dict) else orjson.loads(m) for m in metadata] == [{}, {}]
+            result = await connection.execute(text("SELECT template, state FROM outbox_messages"))
+            states: dict[str, str] = dict(result.all())
+            assert states == {name: name for name in rows}
+            admin = await connection.scalar(
+                text(
+                    "SELECT count(*) FROM role_permissions rp JOIN roles r ON r.id = rp.role_id "
+                    "WHERE r.name = 'admin' AND rp.permission_code LIKE 'webhooks:%'"
+                )
+            )
+            assert admin == 2
+    finally:
+        await engine.dispose()

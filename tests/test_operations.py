@@ -22,7 +22,8 @@ from identity.clock import FrozenClock
 from identity.container import Container
 from identity.db.models import OutboxMessage
 from identity.logs import JSONFormatter
-from identity.services.mail import MailDelivery
+from identity.services.mail import MailChannel
+from identity.services.outbox import Courier
 from tests.conftest import (
     LOGIN,
     PASSWORD,
@@ -37,6 +38,8 @@ from tests.conftest import (
 )
 from tests.tcpproxy import TCPProxy
 from tests.test_server import Server, server_env
+from tests.webhook_helpers import CREATE as CREATE_ENDPOINT
+from tests.webhook_helpers import Receiver, sync_receivers_with
 
 
 @pytest.fixture
@@ -226,6 +229,7 @@ async def two_servers(database: Database, redis_url: str, smtp: Inbox, tmp_path:
         IDENTITY_RATE_LIMIT_LOGIN_ADDRESS="6/minute",
         IDENTITY_RATE_LIMIT_RECOVERY_EMAIL="100/minute",
         IDENTITY_RATE_LIMIT_RECOVERY_ADDRESS="100/minute",
+        IDENTITY_RATE_LIMIT_REGISTER_ADDRESS="100/minute",
         IDENTITY_MAIL_URL=f"smtp://127.0.0.1:{smtp.port}",
         IDENTITY_KEY_REFRESH_INTERVAL="1",
         IDENTITY_MAIL_POLL_INTERVAL="0.2",
@@ -248,16 +252,23 @@ REFRESH = "mutation($t: String) { refreshToken(input: {refreshToken: $t}) { __ty
 
 
 class SlowMailer:
-    """Records what it sends; each send takes three minutes of the frozen clock."""
+    """Records what it sends; each send takes 14 s of the frozen clock (under half a lease)."""
 
-    def __init__(self, clock: FrozenClock, after_second: Any = None) -> None:
-        self.clock, self.after_second, self.sent = clock, after_second, list[str]()
+    def __init__(self, clock: FrozenClock, after_third: Any = None) -> None:
+        self.clock, self.after_third, self.sent = clock, after_third, list[str]()
 
     async def send(self, message: EmailMessage) -> None:
         self.sent.append(str(message["To"]))
-        self.clock.advance(minutes=3)
-        if len(self.sent) == 2 and self.after_second is not None:
-            await self.after_second()
+        self.clock.advance(seconds=14)
+        if len(self.sent) == 3 and self.after_third is not None:
+            await self.after_third()
+
+
+def courier_with(container: Container, mailer: Any) -> Courier[OutboxMessage]:
+    """Another sender on the same database, as a second instance would run it."""
+    mine = container.mail_channel
+    channel = MailChannel(mine.rt, mine.tokens, mailer, mine.renderer, mine.unit_of_work)
+    return Courier(mine.rt, channel, mine.unit_of_work, poll_interval=3600)
 
 
 @pytest.mark.parametrize("settings_overrides", [{"mail_poll_interval": 3600}])
@@ -267,7 +278,7 @@ async def test_a_slow_smtp_server_does_not_make_two_instances_send_one_message(
     """A batch is claimed at once and sent one by one: once a slow SMTP server has outlasted
     the batch's lease, another instance claims the rest, and the first must skip them."""
     async with container.unit_of_work() as uow:
-        for n in range(3):  # queued directly: the app's own sender is not woken up
+        for n in range(4):  # queued directly: the app's own sender is not woken up
             at = clock.now() + timedelta(seconds=n)
             uow.outbox_messages.add(
                 OutboxMessage(
@@ -281,15 +292,14 @@ async def test_a_slow_smtp_server_does_not_make_two_instances_send_one_message(
                 )
             )
         await uow.commit()
-    clock.advance(seconds=3)
-    mail = container.mail
+    clock.advance(seconds=4)
     b_mailer = SlowMailer(clock)
-    b = MailDelivery(mail.rt, mail.tokens, b_mailer, mail.renderer, mail.unit_of_work)
-    a_mailer = SlowMailer(clock, after_second=b.deliver_due)  # B polls 6 minutes in
-    a = MailDelivery(mail.rt, mail.tokens, a_mailer, mail.renderer, mail.unit_of_work)
+    b = courier_with(container, b_mailer)
+    a_mailer = SlowMailer(clock, after_third=b.deliver_due)  # B polls 42 s in
+    a = courier_with(container, a_mailer)
     await a.deliver_due()
-    assert sorted(a_mailer.sent + b_mailer.sent) == [f"u{n}@example.com" for n in range(3)]
-    assert b_mailer.sent == ["u2@example.com"]  # the one A had not reached
+    assert sorted(a_mailer.sent + b_mailer.sent) == [f"u{n}@example.com" for n in range(4)]
+    assert b_mailer.sent == ["u3@example.com"]  # the one A had not reached
     unsent = "SELECT count(*) FROM outbox_messages WHERE sent_at IS NULL"
     assert await scalar(container, unsent) == 0
 
@@ -362,3 +372,64 @@ async def test_two_instances_share_sessions_limits_keys_and_outbox(
     resets = [m for m in smtp.messages[before:] if "Reset your" in m["Subject"]]
     assert len(resets) == 12
     assert len({m["Message-ID"] for m in resets}) == 12
+
+
+async def test_two_instances_deliver_each_webhook_event_once(
+    two_servers: Any, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (a, b), env = two_servers
+    sync_receivers_with(clock, monkeypatch)  # the servers' clocks are the real one
+    receiver = Receiver()
+    await receiver.start()
+    try:
+        admin = subprocess.run(
+            [sys.executable, "-m", "identity", "create-admin", "--email", "ops@example.com"],
+            env=env,
+            input=PASSWORD + "\n",
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "created admin" in admin.stdout
+        async with httpx.AsyncClient(timeout=20) as http:
+
+            async def call_on(server: Server, query: str, variables: Any, token: str = "") -> Any:
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                body = {"query": query, "variables": variables}
+                response = await http.post(f"{server.url}/graphql", json=body, headers=headers)
+                answer = response.json()
+                assert "errors" not in answer, answer
+                return answer["data"]
+
+            signed_in = await call_on(
+                a, LOGIN, {"input": {"email": "ops@example.com", "password": PASSWORD}}
+            )
+            token = signed_in["login"]["accessToken"]
+            created = await call_on(
+                b,
+                CREATE_ENDPOINT,
+                {"input": {"url": receiver.url, "events": ["user.created"]}},
+                token,
+            )
+            receiver.secrets.append(created["createWebhookEndpoint"]["secret"])
+            for i in range(20):
+                user = {
+                    "email": f"hook{i}@example.com",
+                    "password": PASSWORD,
+                    "firstName": "",
+                    "lastName": "",
+                }
+                done = await call_on((a, b)[i % 2], REGISTER, {"input": user})
+                assert done["register"]["__typename"] == "RegisterSuccess", done
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(receiver.received) < 20:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)  # a duplicate would arrive now
+    finally:
+        await receiver.stop()
+    assert len(receiver.received) == 20
+    assert len({r.id for r in receiver.received}) == 20
+    assert {r.payload["data"]["email"] for r in receiver.received} == {
+        f"hook{i}@example.com" for i in range(20)
+    }
+    assert all(r.verified_by == receiver.secrets for r in receiver.received)

@@ -219,5 +219,7 @@ async def test_admin_holds_every_permission(gql: GraphQLClient, container: Conta
             "roles:write",
             "roles:assign",
             "audit:read",
+            "webhooks:read",
+            "webhooks:write",
         ]
     )

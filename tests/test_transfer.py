@@ -514,6 +514,8 @@ async def test_export_then_import_is_a_round_trip(gql: GraphQLClient, container:
         "roles": ["admin", "user"],
         "createdAt": "2019-03-04T03:06:07.123456Z",
         "passwordHash": lines[0]["passwordHash"],  # type: ignore[index]
+        "appMetadata": {},
+        "userMetadata": {},
     }
     assert by_email["native@example.com"]["passwordHash"].startswith(UPGRADED)
     assert by_email["inactive@example.com"]["roles"] == []

@@ -80,23 +80,31 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         stop = asyncio.Event()
         reloader = asyncio.create_task(_reload_keys(container), name="identity-key-reload")
         housekeeper = asyncio.create_task(_housekeeping(container), name="identity-housekeeping")
-        sender = asyncio.create_task(
-            container.mail.run(container.mail_wakeup, stop), name="identity-mail-sender"
-        )
+        senders = [
+            asyncio.create_task(
+                container.mail.run(container.mail_wakeup, stop), name="identity-mail-sender"
+            ),
+            asyncio.create_task(
+                container.webhook_sender.run(container.webhook_wakeup, stop),
+                name="identity-webhook-sender",
+            ),
+        ]
         try:
             yield
         finally:
-            # In-flight requests have finished (uvicorn waits for them); the sender finishes
-            # the message in hand, then stops.
+            # In-flight requests have finished (uvicorn waits for them); the senders finish
+            # what they hold, then stop.
             stop.set()
             container.mail_wakeup.set()
+            container.webhook_wakeup.set()
             reloader.cancel()
             housekeeper.cancel()
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 async with asyncio.timeout(SHUTDOWN_GRACE):
-                    await sender
-            sender.cancel()
-            for task in (reloader, housekeeper, sender):
+                    await asyncio.gather(*senders)
+            for sender in senders:
+                sender.cancel()
+            for task in (reloader, housekeeper, *senders):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await container.close()

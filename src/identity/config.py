@@ -140,6 +140,25 @@ class Settings(BaseSettings):
     email_change_ttl: int = Field(default=24 * 3600, ge=60)
     invitation_ttl: int = Field(default=7 * 24 * 3600, ge=60)
 
+    # Webhooks
+    webhook_allow_private: bool | None = Field(
+        default=None,
+        description=(
+            "Let webhook endpoints use any URL: http, and hosts on loopback, private, "
+            "link-local or cloud-metadata addresses. Default: true in development, false in "
+            "production (https only, public addresses only, checked at registration and at "
+            "every connection)."
+        ),
+    )
+    webhook_poll_interval: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds between looks at the webhook outbox when nothing woke it up.",
+    )
+    webhook_concurrency: int = Field(
+        default=8, ge=1, le=64, description="Webhook deliveries a process sends at once."
+    )
+
     @field_validator("cors_origins", "trusted_proxies", "secret_key_fallbacks", mode="before")
     @classmethod
     def _lists(cls, value: object) -> object:
@@ -297,6 +316,12 @@ class Settings(BaseSettings):
     @property
     def graphiql_enabled(self) -> bool:
         return self.graphiql if self.graphiql is not None else not self.is_production
+
+    @property
+    def webhooks_allow_private(self) -> bool:
+        if self.webhook_allow_private is not None:
+            return self.webhook_allow_private
+        return not self.is_production
 
     @property
     def introspection_enabled(self) -> bool:

@@ -12,9 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from identity.clock import Clock, SystemClock
 from identity.config import Settings
 from identity.db.engine import create_engine, create_sessionmaker
+from identity.db.models import OutboxMessage, WebhookDelivery
 from identity.mail.render import Renderer
 from identity.mail.transports import create_mailer
 from identity.repositories.hot import PostgresHotPath
+from identity.security.webhooks import WebhookClient
 from identity.services.accounts import Accounts
 from identity.services.admin import Admin
 from identity.services.auth import Auth
@@ -22,8 +24,9 @@ from identity.services.challenges import Challenges
 from identity.services.datakeys import DataKeys
 from identity.services.factors import Factors
 from identity.services.keys import Keys
-from identity.services.mail import MailDelivery
+from identity.services.mail import MailChannel
 from identity.services.mfa import SecondStep
+from identity.services.outbox import Courier
 from identity.services.principal import ClientInfo
 from identity.services.reauth import Reauthentication
 from identity.services.recovery import RESET_REQUEST, Recovery
@@ -33,6 +36,8 @@ from identity.services.throttle import Throttle
 from identity.services.tokens import OneTimeTokens
 from identity.services.transfer import Transfer
 from identity.services.uow import UnitOfWork
+from identity.services.webhook_sender import WebhookChannel
+from identity.services.webhooks import Webhooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +60,16 @@ class Container:
     datakeys: DataKeys
     keys: Keys
     tokens: OneTimeTokens
-    mail: MailDelivery
     transfer: Transfer
-    # Set when a committed unit of work queued mail: the sender wakes up at once.
+    webhooks: Webhooks
+    # The outbox: one sender per channel, each woken up at once by a commit that queued
+    # something for it.
+    mail: Courier[OutboxMessage]
+    mail_channel: MailChannel
+    webhook_sender: Courier[WebhookDelivery]
+    webhook_channel: WebhookChannel
     mail_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    webhook_wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def create(cls, settings: Settings, *, clock: Clock | None = None) -> Container:
@@ -80,6 +91,8 @@ class Container:
             override_dir=settings.mail_templates_dir,
         )
 
+        mail_wakeup = asyncio.Event()
+
         # For background work and caches: a transaction of their own, never a request's.
         @asynccontextmanager
         async def own_transaction() -> AsyncIterator[UnitOfWork]:
@@ -89,16 +102,21 @@ class Container:
                     yield uow
                 finally:
                     await uow.rollback()
+                    if uow.committed and uow.queued_mail:  # a disabled endpoint's notice
+                        mail_wakeup.set()
 
         @asynccontextmanager
         async def own_reads() -> AsyncIterator[UnitOfWork]:
             async with reads() as db:
                 yield UnitOfWork(db, runtime.clock)
 
-        mail = MailDelivery(
+        mail_channel = MailChannel(
             runtime, tokens, create_mailer(settings.mail_transport), renderer, own_transaction
         )
-        mail.expanders[RESET_REQUEST] = recovery.expand_reset_request
+        mail_channel.expanders[RESET_REQUEST] = recovery.expand_reset_request
+        webhook_channel = WebhookChannel(
+            runtime, WebhookClient(allow_private=settings.webhooks_allow_private), own_transaction
+        )
         challenges = Challenges(runtime)
         datakeys = DataKeys(runtime, own_reads, own_transaction)
         auth = Auth(runtime, throttle, challenges, reads, hot)
@@ -124,8 +142,21 @@ class Container:
             datakeys=datakeys,
             keys=Keys(runtime),
             tokens=tokens,
-            mail=mail,
             transfer=Transfer(runtime),
+            webhooks=Webhooks(runtime),
+            mail=Courier(
+                runtime, mail_channel, own_transaction, poll_interval=settings.mail_poll_interval
+            ),
+            mail_channel=mail_channel,
+            webhook_sender=Courier(
+                runtime,
+                webhook_channel,
+                own_transaction,
+                poll_interval=settings.webhook_poll_interval,
+                concurrency=settings.webhook_concurrency,
+            ),
+            webhook_channel=webhook_channel,
+            mail_wakeup=mail_wakeup,
         )
 
     @asynccontextmanager
@@ -139,6 +170,8 @@ class Container:
                 await uow.rollback()
                 if uow.committed and uow.queued_mail:
                     self.mail_wakeup.set()
+                if uow.committed and uow.queued_deliveries:
+                    self.webhook_wakeup.set()
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[UnitOfWork]:
@@ -152,6 +185,7 @@ class Container:
 
     async def close(self) -> None:
         self.runtime.hasher.close()
+        await self.webhook_channel.client.close()
         if self.hot is not None:
             await self.hot.close()
         await self.engine.dispose()

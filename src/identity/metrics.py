@@ -70,3 +70,20 @@ def render(pool_status: dict[str, int]) -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(DEFAULT_REGISTRY), CONTENT_TYPE_LATEST
+
+
+WEBHOOK_DELIVERIES = Counter(
+    "identity_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome (delivered, retried, abandoned, failed, refused).",
+    ["outcome"],
+)
+WEBHOOK_QUEUE_DEPTH = Gauge(
+    "identity_webhook_deliveries_pending",
+    "Webhook deliveries waiting to be delivered.",
+    multiprocess_mode="livemax",
+)
+WEBHOOK_OLDEST_PENDING = Gauge(
+    "identity_webhook_oldest_pending_seconds",
+    "Age of the oldest webhook delivery still waiting (0 when none waits).",
+    multiprocess_mode="livemax",
+)

@@ -16,15 +16,18 @@ import type {
   ConfirmEmailChangeMutation,
   CreateRoleMutation,
   CreateUserMutation,
+  CreateWebhookEndpointMutation,
   DeleteAccountMutation,
   DeleteRoleMutation,
   DeleteUserMutation,
+  DeleteWebhookEndpointMutation,
   DeviceSessionFragment,
   InvalidInputFragment,
   ManagedUserFragment,
   MyFactorsQuery,
   MySessionsQuery,
   NextPageFragment,
+  RedeliverWebhookMutation,
   RefreshSessionMutation,
   RegenerateRecoveryCodesMutation,
   RemoveFactorMutation,
@@ -43,6 +46,8 @@ import type {
   RoleEditorQuery,
   SecondFactorFragment,
   SecondStepFragment,
+  RotateWebhookSecretMutation,
+  SendTestWebhookMutation,
   SignInMutation,
   SignOutMutation,
   SignUpMutation,
@@ -52,11 +57,15 @@ import type {
   UpdateProfileMutation,
   UpdateRoleMutation,
   UpdateUserMutation,
+  UpdateWebhookEndpointMutation,
   UserListQuery,
   UserProfileFragment,
   VerifyEmailMutation,
   VerifySecondFactorMutation,
   VerifyUserMutation,
+  WebhookDeliveriesQuery,
+  WebhookDeliveryInfoFragment,
+  WebhookEndpointInfoFragment,
 } from "./generated/operations";
 
 /** What the UI does next: go on with a value, or show a message (per field, or "wait"). */
@@ -750,6 +759,119 @@ export function auditRows(data: AuditLogQuery): Page<AuditRow> {
     from: [event.ipAddress, event.userAgent].filter(Boolean).join(" · "),
     details: Object.entries(event.details)
       .map(([key, value]) => `${key}: ${JSON.stringify(value)}`)
+      .join(", "),
+  }));
+}
+
+// Admin: webhooks (webhooks.graphql) -------------------------------------------------------------
+
+/** A new endpoint or a rotated secret: the secret is in this answer only, shown once. */
+export interface EndpointWithSecret {
+  endpoint: WebhookEndpointInfoFragment;
+  secret: string; // `whsec_…`: hand it to the receiver, then forget it
+}
+
+export function createWebhookEndpointOutcome(
+  result: CreateWebhookEndpointMutation["createWebhookEndpoint"],
+): Outcome<EndpointWithSecret> {
+  switch (result.__typename) {
+    case "CreateWebhookEndpointSuccess":
+      return { ok: true, value: { endpoint: result.endpoint, secret: result.secret } };
+    case "ValidationError":
+      return invalidInput(result); // `https_required`, `private_address`, `unknown_event`, …
+    default:
+      return assertNever(result);
+  }
+}
+
+export function updateWebhookEndpointOutcome(
+  result: UpdateWebhookEndpointMutation["updateWebhookEndpoint"],
+): Outcome<WebhookEndpointInfoFragment> {
+  switch (result.__typename) {
+    case "UpdateWebhookEndpointSuccess":
+      return { ok: true, value: result.endpoint };
+    case "ValidationError":
+      return invalidInput(result);
+    case "NotFound":
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function rotateWebhookSecretOutcome(
+  result: RotateWebhookSecretMutation["rotateWebhookSecret"],
+): Outcome<EndpointWithSecret> {
+  switch (result.__typename) {
+    case "RotateWebhookSecretSuccess":
+      // The old secret keeps signing beside the new one for 24 hours: time to switch over.
+      return { ok: true, value: { endpoint: result.endpoint, secret: result.secret } };
+    case "NotFound":
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function deleteWebhookEndpointOutcome(
+  result: DeleteWebhookEndpointMutation["deleteWebhookEndpoint"],
+): Outcome<string> {
+  switch (result.__typename) {
+    case "DeleteWebhookEndpointSuccess":
+      return { ok: true, value: result.message };
+    case "NotFound":
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function sendTestWebhookOutcome(
+  result: SendTestWebhookMutation["sendTestWebhook"],
+): Outcome<WebhookDeliveryInfoFragment> {
+  switch (result.__typename) {
+    case "SendTestWebhookSuccess":
+      return { ok: true, value: result.delivery }; // pending: webhookDeliveries shows how it went
+    case "NotFound":
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function redeliverWebhookOutcome(
+  result: RedeliverWebhookMutation["redeliverWebhook"],
+): Outcome<WebhookDeliveryInfoFragment> {
+  switch (result.__typename) {
+    case "RedeliverWebhookSuccess":
+      return { ok: true, value: result.delivery };
+    case "NotFound":
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export interface DeliveryRow {
+  id: string;
+  eventId: string;
+  event: string;
+  status: string; // pending | delivered | failed | abandoned
+  detail: string; // "HTTP 500, retry at …", "delivered after 2 attempts", …
+}
+
+export function deliveryRows(data: WebhookDeliveriesQuery): Page<DeliveryRow> {
+  return toPage(data.webhookDeliveries, (d) => ({
+    id: d.id,
+    eventId: d.eventId,
+    event: d.event,
+    status: d.status,
+    detail: [
+      d.lastError ?? (d.lastResponseStatus === null ? null : `HTTP ${d.lastResponseStatus}`),
+      d.nextAttemptAt === null ? null : `retry at ${new Date(d.nextAttemptAt).toISOString()}`,
+      `${d.attempts} attempt${d.attempts === 1 ? "" : "s"}`,
+    ]
+      .filter(Boolean)
       .join(", "),
   }));
 }

@@ -20,7 +20,9 @@ from sqlalchemy import (
     Text,
     func,
     literal_column,
+    text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from identity.db.types import UTCDateTime, utcnow
@@ -35,6 +37,10 @@ NAMING_CONVENTION = {
 
 EMAIL_MAX = 254
 NAME_MAX = 100
+URL_MAX = 2048
+
+# JSON that can be compared (PostgreSQL's `json` has no equality operator; `jsonb` has).
+Document = JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -58,6 +64,14 @@ class User(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_login_at: Mapped[datetime | None]
     password_changed_at: Mapped[datetime | None]
+    # Written by admins, copied into access tokens as `app_metadata`.
+    app_metadata: Mapped[dict[str, Any]] = mapped_column(
+        Document, default=dict, server_default=text("'{}'")
+    )
+    # Written by the user; never in tokens.
+    user_metadata: Mapped[dict[str, Any]] = mapped_column(
+        Document, default=dict, server_default=text("'{}'")
+    )
 
     roles: Mapped[list[Role]] = relationship(
         secondary="user_roles", lazy="raise", order_by="Role.name", viewonly=True
@@ -211,10 +225,27 @@ class OneTimeToken(Base):
     payload: Mapped[str | None] = mapped_column(String(EMAIL_MAX))
 
 
-class OutboxMessage(Base):
+class Queued:
+    """The columns every outbox channel shares: what the claim and lease engine works on.
+
+    `state` is `pending` until the row is done with (the terminal states are the channel's
+    own). A pending row is due at `next_attempt_at`; a claim sets `claim` and moves
+    `next_attempt_at` to the end of its lease, so a sender that dies leaves a row that
+    another takes over once the short lease has run out.
+    """
+
+    state: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claim: Mapped[uuid.UUID | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboxMessage(Queued, Base):
     """A mail to send, written in the same transaction as the change that causes it.
 
     It never holds a usable token: `token_id` lets the sender re-derive the link.
+    States: pending, sent, failed, voided (its link was used, replaced or expired first).
     """
 
     __tablename__ = "outbox_messages"
@@ -225,14 +256,77 @@ class OutboxMessage(Base):
     recipient: Mapped[str] = mapped_column(String(EMAIL_MAX))
     context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     token_id: Mapped[uuid.UUID | None]
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
-    failed_at: Mapped[datetime | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
+    failed_at: Mapped[datetime | None]  # failed or voided: when it was given up
+
+    __table_args__ = (Index("ix_outbox_messages_due", "state", "next_attempt_at"),)
+
+
+class WebhookEndpoint(Base):
+    """A URL that receives signed events; its secrets are in webhook_secrets."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    url: Mapped[str] = mapped_column(String(URL_MAX))
+    description: Mapped[str] = mapped_column(String(255), default="")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(255))
+    created_by: Mapped[uuid.UUID | None]  # kept, not a foreign key: the endpoint outlives them
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The first failure since the last success: five days of failures disable the endpoint.
+    failing_since: Mapped[datetime | None]
+
+
+class WebhookSubscription(Base):
+    """An event type an endpoint receives (what the fan-out joins on)."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), primary_key=True
+    )
+    event: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class WebhookSecret(Base):
+    """A signing secret, sealed under the server secret. A rotated one signs alongside the
+    new one until `retires_at`."""
+
+    __tablename__ = "webhook_secrets"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True
+    )
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    retires_at: Mapped[datetime | None]
+
+
+class WebhookDelivery(Queued, Base):
+    """One event for one endpoint. The body is made once, when the event happens: every
+    retry and every redelivery sends the same bytes under the same `event_id`.
+    States: pending, delivered, failed (the endpoint was disabled), abandoned (every attempt
+    of the schedule failed)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[uuid.UUID]
+    event: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+    last_response_status: Mapped[int | None]
 
     __table_args__ = (
-        Index("ix_outbox_messages_pending", "sent_at", "failed_at", "next_attempt_at"),
+        Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_webhook_deliveries_endpoint_page", "endpoint_id", "created_at", "id"),
     )
 
 

@@ -21,6 +21,7 @@ from identity.graphql.types import (
     UserConnection,
     UserEdge,
 )
+from identity.graphql.webhooks import WebhookQueries
 from identity.repositories.audit import AuditQuery
 from identity.repositories.users import UserQuery
 from identity.services.paging import InvalidPage
@@ -61,7 +62,7 @@ def _uuid(value: str) -> uuid.UUID | None:
 
 
 @strawberry.type
-class Query:
+class Query(WebhookQueries):
     @strawberry.field(description="The signed-in user; null without a token.")
     async def me(self, info: GraphQLInfo) -> User | None:
         principal = await info.context.principal()

@@ -29,6 +29,7 @@ from identity.graphql.mutations.auth import AuthMutations
 from identity.graphql.mutations.mfa import MfaMutations
 from identity.graphql.mutations.recovery import RecoveryMutations
 from identity.graphql.mutations.roles import RoleMutations
+from identity.graphql.mutations.webhooks import WebhookMutations
 from identity.graphql.queries import Query
 
 log = logging.getLogger("identity.graphql")
@@ -42,6 +43,7 @@ class Mutation(
     RecoveryMutations,
     AdminMutations,
     RoleMutations,
+    WebhookMutations,
 ):
     pass
 

@@ -85,6 +85,12 @@ class User:
     created_at: datetime
     updated_at: datetime
     last_login_at: datetime | None
+    app_metadata: JSON = strawberry.field(
+        description="Set by admins (updateUser); access tokens carry it as `app_metadata`."
+    )
+    user_metadata: JSON = strawberry.field(
+        description="Set by the user (updateMe); never in tokens."
+    )
     user_id: strawberry.Private[uuid.UUID]
 
     @strawberry.field(description="The roles this user holds, by name.")
@@ -156,6 +162,8 @@ class User:
             created_at=row.created_at,
             updated_at=row.updated_at,
             last_login_at=row.last_login_at,
+            app_metadata=row.app_metadata or {},  # type: ignore[arg-type]  # JSON is Any at runtime
+            user_metadata=row.user_metadata or {},  # type: ignore[arg-type]
             user_id=row.id,
         )
 

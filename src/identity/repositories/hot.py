@@ -21,7 +21,7 @@ from identity.repositories.sessions import PrincipalRows, Rotated
 
 _USER = (
     "u.id, u.email, u.first_name, u.last_name, u.is_active, u.is_verified, "
-    "u.created_at, u.updated_at, u.last_login_at"
+    "u.created_at, u.updated_at, u.last_login_at, u.app_metadata, u.user_metadata"
 )
 _ROLE = "r.id AS role_id, r.name, r.description AS role_description, r.is_system, r.requires_mfa"
 
@@ -155,7 +155,19 @@ def _user(row: Any) -> User:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         last_login_at=row["last_login_at"],
+        # asyncpg hands jsonb over as text.
+        app_metadata=_document(row["app_metadata"]),
+        user_metadata=_document(row["user_metadata"]),
     )
+
+
+def _document(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        parsed: dict[str, Any] = orjson.loads(value)
+        return parsed
+    return dict(value)
 
 
 def _role(row: Any) -> Role:

@@ -15,8 +15,8 @@ from sqlalchemy import inspect, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
-from identity.db.models import Challenge, DataKey, Factor, SigningKey
-from identity.security import totp
+from identity.db.models import Challenge, DataKey, Factor, SigningKey, WebhookSecret
+from identity.security import totp, webhooks
 from identity.security.derive import DATA_KEY_PURPOSE
 from identity.security.jwt import KEY_ENCRYPTION
 
@@ -43,6 +43,9 @@ SEALED_COLUMNS: list[SealedColumn] = [
         "sealed",
         totp.ENROLLMENT_PURPOSE,
         lambda r: r.id.bytes,
+    ),
+    SealedColumn(
+        "webhook secrets", WebhookSecret, "sealed", webhooks.SECRET_PURPOSE, webhooks.secret_aad
     ),
 ]
 

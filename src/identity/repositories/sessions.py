@@ -105,11 +105,13 @@ class SessionRepository:
 
     async def revoke_all(
         self, user_id: uuid.UUID, now: datetime, reason: str, *, keep: uuid.UUID | None = None
-    ) -> int:
+    ) -> list[uuid.UUID]:
+        """End the user's sessions (but `keep`); the ids of those ended."""
         stmt = update(Session).where(Session.user_id == user_id, Session.revoked_at.is_(None))
         if keep is not None:
             stmt = stmt.where(Session.id != keep)
-        return await rowcount(self.db, stmt.values(revoked_at=now, revoked_reason=reason))
+        stmt = stmt.values(revoked_at=now, revoked_reason=reason).returning(Session.id)
+        return list((await self.db.execute(stmt)).scalars())
 
     async def load_principal(
         self, *, session_id: uuid.UUID, user_id: uuid.UUID, kid: str, now: datetime

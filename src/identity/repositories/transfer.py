@@ -171,6 +171,8 @@ class TransferRepository:
                 User.is_active,
                 User.created_at,
                 User.password_hash,
+                User.app_metadata,
+                User.user_metadata,
                 Role.name.label("role"),
             )
             .outerjoin(UserRole, UserRole.user_id == User.id)
@@ -180,4 +182,4 @@ class TransferRepository:
         )
         result = await self.db.stream(stmt)
         async for row in result:
-            yield cast("Row[Any]", row)
+            yield row

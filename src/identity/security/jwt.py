@@ -242,6 +242,7 @@ class KeyRing:
         now: datetime,
         aal: int = 1,
         amr: list[str] | None = None,
+        app_metadata: dict[str, Any] | None = None,
     ) -> str:
         key = self._signer(now)
         if key is None:
@@ -261,6 +262,8 @@ class KeyRing:
             "roles": roles,
             "aal": aal,
             "amr": amr if amr is not None else ["pwd"],
+            # What admins set for other services to decide on (never the user's own metadata).
+            "app_metadata": app_metadata or {},
         }
         # The JWS compact form, as PyJWT writes it, without its generic per-call work.
         header = {"alg": key.algorithm, "kid": key.kid, "typ": ACCESS_TOKEN_TYPE}
@@ -295,7 +298,7 @@ class KeyRing:
 
     def _check_signature(self, token: str) -> AccessClaims:
         """Header, signature with the pinned algorithm of the named key, type, issuer, audience."""
-        if len(token) > 4096:
+        if len(token) > MAX_TOKEN_LENGTH:
             raise InvalidAccessToken("token too long")
         try:
             signing_input, _, signature = token.rpartition(".")
@@ -327,6 +330,8 @@ class KeyRing:
 
 
 _VERIFIED_CACHE = 10_000
+# app_metadata (at most 4 KiB of JSON) is the largest part of a token: about 6 KiB in all.
+MAX_TOKEN_LENGTH = 8192
 _VERIFIERS = {
     "RS256": RSAAlgorithm(RSAAlgorithm.SHA256),
     "ES256": ECAlgorithm(ECAlgorithm.SHA256),

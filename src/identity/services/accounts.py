@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from identity.db.models import User
+from identity.services import events
 from identity.services.errors import (
     EmailAlreadyRegistered,
     InvalidCredentials,
@@ -66,18 +68,31 @@ class Accounts:
             await uow.roles.grant(user.id, role.id)
         await self.recovery.send_verification(uow, user)
         uow.audit.record("user.registered", actor=user.id, subject=user.id)
+        uow.events.add(
+            events.USER_CREATED,
+            events.user_data(
+                user, roles=[role.name] if role else [], source="register", actorId=None
+            ),
+        )
         await uow.commit()
         return user
 
     async def update_me(
-        self, uow: UnitOfWork, principal: Principal, first_name: Maybe[str], last_name: Maybe[str]
+        self,
+        uow: UnitOfWork,
+        principal: Principal,
+        first_name: Maybe[str],
+        last_name: Maybe[str],
+        user_metadata: Maybe[Any] = UNSET,
     ) -> User:
         check = Checker()
-        changes: dict[str, str] = {}
+        changes: dict[str, Any] = {}
         if first_name is not UNSET:
             changes["first_name"] = check.name("firstName", first_name)
         if last_name is not UNSET:
             changes["last_name"] = check.name("lastName", last_name)
+        if user_metadata is not UNSET:
+            changes["user_metadata"] = check.metadata("userMetadata", user_metadata)
         check.done()
 
         user = await self._own_user(uow, principal)
@@ -87,6 +102,7 @@ class Accounts:
         if changed:
             user.updated_at = self.rt.clock.now()
             uow.audit.record("user.profile_updated", actor=user.id, subject=user.id, fields=changed)
+            events.user_changed(uow.events, user, changed, actor=None)
         await uow.commit()
         return user
 
@@ -111,8 +127,13 @@ class Accounts:
         )
         await uow.tokens.void(user.id, now)
         uow.audit.record(
-            "user.password_changed", actor=user.id, subject=user.id, sessions_ended=ended
+            "user.password_changed", actor=user.id, subject=user.id, sessions_ended=len(ended)
         )
+        uow.events.add(
+            events.USER_PASSWORD_CHANGED,
+            {"userId": user.id, "reason": "changed", "sessionsEnded": len(ended)},
+        )
+        events.sessions_ended(uow.events, user.id, ended, "password_changed")
         uow.outbox.add("password_changed", user.email, first_name=user.first_name)
         await uow.commit()
 
@@ -130,6 +151,7 @@ class Accounts:
         ):
             raise NotFound("No session with this id.")
         await uow.sessions.revoke(session.id, now, "revoked_by_user")
+        events.sessions_ended(uow.events, principal.user_id, [session.id], "revoked_by_user")
         uow.audit.record(
             "session.revoked",
             actor=principal.user_id,
@@ -142,9 +164,11 @@ class Accounts:
         self, uow: UnitOfWork, principal: Principal, keep_current: bool
     ) -> int:
         keep = principal.session_id if keep_current else None
-        count = await uow.sessions.revoke_all(
+        ended = await uow.sessions.revoke_all(
             principal.user_id, self.rt.clock.now(), "revoked_by_user", keep=keep
         )
+        count = len(ended)
+        events.sessions_ended(uow.events, principal.user_id, ended, "revoked_by_user")
         uow.audit.record(
             "session.revoked_all",
             actor=principal.user_id,
@@ -165,6 +189,10 @@ class Accounts:
         await guard_last_admin(uow, user)
         await uow.users.delete(user.id)
         uow.audit.record("user.deleted_self", actor=user.id, subject=user.id)
+        uow.events.add(
+            events.USER_DELETED,
+            {"userId": user.id, "email": user.email, "deletedBy": "self", "actorId": None},
+        )
         await uow.commit()
 
     async def _own_user(self, uow: UnitOfWork, principal: Principal) -> User:

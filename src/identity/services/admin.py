@@ -5,16 +5,18 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
 from identity.db.models import AuditEvent, Role, User
 from identity.repositories.audit import AuditQuery
 from identity.repositories.users import UserQuery
-from identity.services import privileges
+from identity.services import events, privileges
 from identity.services.errors import (
     EmailAlreadyRegistered,
     NotFound,
+    PermissionDenied,
 )
 from identity.services.fields import UNSET, Maybe
 from identity.services.paging import Cursors, Page
@@ -39,6 +41,7 @@ class UserChanges:
     last_name: Maybe[str] = UNSET
     email: Maybe[str] = UNSET
     is_active: Maybe[bool] = UNSET
+    app_metadata: Maybe[Any] = UNSET
 
 
 class Admin:
@@ -106,6 +109,12 @@ class Admin:
             subject=user.id,
             roles=sorted(r.name for r in roles),
         )
+        uow.events.add(
+            events.USER_CREATED,
+            events.user_data(
+                user, roles=sorted(r.name for r in roles), source="admin", actorId=actor.user_id
+            ),
+        )
         await uow.commit()
         return user
 
@@ -125,7 +134,12 @@ class Admin:
                 check.fail("isActive", "required", "This field cannot be null.")
             else:
                 values["is_active"] = changes.is_active
+        if changes.app_metadata is not UNSET:
+            values["app_metadata"] = check.metadata("appMetadata", changes.app_metadata)
         check.done()
+        if "app_metadata" in values and user_id == actor.user_id:
+            # Other services decide access on it: nobody raises their own.
+            raise PermissionDenied("Forbidden: nobody edits their own appMetadata.")
 
         user = await privileges.target(uow, actor, user_id)
         changed = sorted(name for name, value in values.items() if getattr(user, name) != value)
@@ -141,10 +155,12 @@ class Admin:
             )
             user.is_verified = False
             await uow.tokens.void(user.id, now)
+        ended: list[uuid.UUID] = []
         if "is_active" in changed and not values["is_active"]:
             await guard_last_admin(uow, user)
-            await uow.sessions.revoke_all(user.id, now, "deactivated")
+            ended = await uow.sessions.revoke_all(user.id, now, "deactivated")
             await uow.tokens.void(user.id, now)  # no link of theirs works while deactivated
+        previous_email = user.email
         for name in changed:
             setattr(user, name, values[name])
         if changed:
@@ -152,6 +168,18 @@ class Admin:
             uow.audit.record(
                 "admin.user_updated", actor=actor.user_id, subject=user.id, fields=changed
             )
+            events.user_changed(uow.events, user, changed, actor=actor.user_id)
+        if "email" in changed:
+            uow.events.add(
+                events.USER_EMAIL_CHANGED,
+                {
+                    "userId": user.id,
+                    "email": user.email,
+                    "previousEmail": previous_email,
+                    "actorId": actor.user_id,
+                },
+            )
+        events.sessions_ended(uow.events, user.id, ended, "deactivated", actor.user_id)
         try:
             await uow.commit()
         except IntegrityError:
@@ -165,6 +193,7 @@ class Admin:
             user.is_verified = True
             user.updated_at = self.rt.clock.now()
             uow.audit.record("admin.user_verified", actor=actor.user_id, subject=user.id)
+            events.user_changed(uow.events, user, ["is_verified"], actor=actor.user_id)
         await uow.commit()
         return user
 
@@ -174,13 +203,24 @@ class Admin:
         await guard_last_admin(uow, user)
         await uow.users.delete(user.id)
         uow.audit.record("admin.user_deleted", actor=actor.user_id, subject=user.id)
+        uow.events.add(
+            events.USER_DELETED,
+            {
+                "userId": user.id,
+                "email": user.email,
+                "deletedBy": "admin",
+                "actorId": actor.user_id,
+            },
+        )
         await uow.commit()
 
     async def revoke_user_sessions(
         self, uow: UnitOfWork, actor: Principal, user_id: uuid.UUID
     ) -> int:
         user = await privileges.target(uow, actor, user_id)
-        count = await uow.sessions.revoke_all(user.id, self.rt.clock.now(), "revoked_by_admin")
+        ended = await uow.sessions.revoke_all(user.id, self.rt.clock.now(), "revoked_by_admin")
+        count = len(ended)
+        events.sessions_ended(uow.events, user.id, ended, "revoked_by_admin", actor.user_id)
         uow.audit.record(
             "admin.sessions_revoked", actor=actor.user_id, subject=user.id, count=count
         )
@@ -197,6 +237,7 @@ class Admin:
             uow.audit.record(
                 "admin.role_assigned", actor=actor.user_id, subject=user.id, role=role.name
             )
+            uow.events.add(events.ROLE_ASSIGNED, events.role_data(user.id, role, actor.user_id))
         await uow.commit()
         return user
 
@@ -212,6 +253,7 @@ class Admin:
             uow.audit.record(
                 "admin.role_revoked", actor=actor.user_id, subject=user.id, role=role.name
             )
+            uow.events.add(events.ROLE_REVOKED, events.role_data(user.id, role, actor.user_id))
         await uow.commit()
         return user
 
@@ -247,6 +289,12 @@ class Admin:
         granted = await uow.roles.grant(user.id, role.id)
         if granted:
             uow.audit.record("cli.admin_granted", subject=user.id, created=created)
+        if created:
+            roles = [ADMIN_ROLE] if granted else []
+            data = events.user_data(user, roles=roles, source="cli", actorId=None)
+            uow.events.add(events.USER_CREATED, data)
+        elif granted:
+            uow.events.add(events.ROLE_ASSIGNED, events.role_data(user.id, role, None))
         await uow.commit()
         return AdminGrant(user=user, created=created, granted=granted)
 

@@ -19,6 +19,7 @@ from identity.repositories.keys import KeyRepository
 from identity.repositories.sessions import Rotated, SessionRepository
 from identity.repositories.users import UserRepository
 from identity.security.jwt import InvalidAccessToken, UnknownKey
+from identity.services import events
 from identity.services.challenges import MFA, Challenges, factor_lock
 from identity.services.errors import (
     AccountDisabled,
@@ -125,6 +126,7 @@ class Auth:
             roles=[r.name for r in granted_roles(roles, assurance.aal)],
             aal=assurance.aal,
             amr=list(assurance.amr),
+            app_metadata=user.app_metadata or {},
             now=self.rt.clock.now(),
         )
         return AuthResult(
@@ -193,6 +195,7 @@ class Auth:
             session_id=str(session.id),
             amr=list(assurance.amr),
         )
+        uow.events.add(events.SESSION_CREATED, events.session_data(session))
         await uow.commit()
         # As stored, without marking the row changed (the UPDATE above wrote it).
         set_committed_value(user, "last_login_at", now)
@@ -330,6 +333,7 @@ class Auth:
             await self._reuse_detected(uow, session, now)
             raise InvalidToken()
         await uow.sessions.revoke(session.id, now, "logout")
+        events.sessions_ended(uow.events, session.user_id, [session.id], "logout")
         uow.audit.record(
             "auth.logout",
             actor=session.user_id,
@@ -341,6 +345,7 @@ class Auth:
     async def _reuse_detected(self, uow: UnitOfWork, session: Session, now: datetime) -> None:
         """A used refresh token came back: someone else has it. End the whole session."""
         await uow.sessions.revoke(session.id, now, "reuse")
+        events.sessions_ended(uow.events, session.user_id, [session.id], "reuse")
         metrics.REFRESH_REUSE.inc()
         log.warning(
             "a used refresh token came back: session %s of user %s ended",

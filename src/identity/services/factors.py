@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from identity.db.models import Factor, User
 from identity.security import recovery_codes, totp
-from identity.services import privileges
+from identity.services import events, privileges
 from identity.services.challenges import TOTP_ENROLLMENT, Challenges, factor_lock
 from identity.services.datakeys import DataKeys
 from identity.services.errors import (
@@ -155,7 +155,14 @@ class Factors:
             ended = await uow.sessions.revoke_all(
                 user.id, now, "mfa_enabled", keep=principal.session_id
             )
-            uow.audit.record("mfa.enabled", actor=user.id, subject=user.id, sessions_ended=ended)
+            events.sessions_ended(uow.events, user.id, ended, "mfa_enabled")
+            uow.audit.record(
+                "mfa.enabled", actor=user.id, subject=user.id, sessions_ended=len(ended)
+            )
+            uow.events.add(
+                events.USER_MFA_ENABLED,
+                {"userId": user.id, "actorId": None, "factorId": factor.id, "kind": factor.kind},
+            )
         raised = principal.assurance.adding(*proven)
         await uow.sessions.set_assurance(principal.session_id, raised.aal, list(raised.amr))
         undo = await self.tokens.issue(uow, user, REVERT_CHANGE, payload=f"factor:{factor.id}")
@@ -254,6 +261,9 @@ class Factors:
         ended = await uow.sessions.revoke_all(
             user.id, now, "factor_removed", keep=principal.session_id
         )
+        events.sessions_ended(uow.events, user.id, ended, "factor_removed")
+        if turned_off:
+            uow.events.add(events.USER_MFA_DISABLED, _disabled(user, None, "factor_removed"))
         uow.outbox.add(
             "factor_removed",
             user.email,
@@ -268,7 +278,7 @@ class Factors:
             subject=user.id,
             factor_id=str(factor.id),
             kind=factor.kind,
-            sessions_ended=ended,
+            sessions_ended=len(ended),
             mfa_off=turned_off,
         )
         await uow.commit()
@@ -281,13 +291,16 @@ class Factors:
         await uow.recovery_codes.remove_all(user.id)
         await uow.challenges.void_all(user.id)
         ended = await uow.sessions.revoke_all(user.id, self.rt.clock.now(), "mfa_reset")
+        events.sessions_ended(uow.events, user.id, ended, "mfa_reset", actor.user_id)
+        if removed:
+            uow.events.add(events.USER_MFA_DISABLED, _disabled(user, actor.user_id, "mfa_reset"))
         uow.outbox.add("mfa_reset", user.email, first_name=user.first_name)
         uow.audit.record(
             "admin.mfa_reset",
             actor=actor.user_id,
             subject=user.id,
             factors_removed=removed,
-            sessions_ended=ended,
+            sessions_ended=len(ended),
         )
         await uow.commit()
         return user
@@ -303,18 +316,21 @@ class Factors:
         factor = await uow.factors.get(uuid.UUID(ident))
         if factor is not None and factor.user_id == user.id:
             await uow.factors.remove(factor.id)
+            if await uow.factors.count(user.id) == 0:
+                uow.events.add(events.USER_MFA_DISABLED, _disabled(user, None, "change_reverted"))
         # Whoever added it may have seen the recovery codes and asked for links: all void.
         await uow.recovery_codes.remove_all(user.id)
         await uow.tokens.void(user.id, self.rt.clock.now())
         await uow.challenges.void_all(user.id)
         ended = await uow.sessions.revoke_all(user.id, self.rt.clock.now(), "change_reverted")
+        events.sessions_ended(uow.events, user.id, ended, "change_reverted")
         uow.outbox.add("change_reverted", user.email, first_name=user.first_name)
         uow.audit.record(
             "mfa.change_reverted",
             subject=user.id,
             factor_id=ident,
             removed=factor is not None,
-            sessions_ended=ended,
+            sessions_ended=len(ended),
         )
         await uow.commit()
 
@@ -323,6 +339,10 @@ class Factors:
         if factor is None or factor.user_id != principal.user_id:
             raise NotFound("No factor with this id.")
         return factor
+
+
+def _disabled(user: User, actor: uuid.UUID | None, reason: str) -> dict[str, object]:
+    return {"userId": user.id, "actorId": actor, "reason": reason}
 
 
 def totp_code(check: Checker, field: str, value: str | None) -> str:

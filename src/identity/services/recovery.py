@@ -6,6 +6,7 @@ from sqlalchemy.exc import IntegrityError
 
 from identity.db.models import User
 from identity.security.passwords import normalize_password
+from identity.services import events
 from identity.services.errors import (
     EmailAlreadyRegistered,
     InvalidCredentials,
@@ -91,7 +92,13 @@ class Recovery:
         await uow.tokens.void(user.id, now)
         ended = await uow.sessions.revoke_all(user.id, now, "password_reset")
         action = "user.invitation_accepted" if row.purpose == INVITATION else "user.password_reset"
-        uow.audit.record(action, actor=user.id, subject=user.id, sessions_ended=ended)
+        uow.audit.record(action, actor=user.id, subject=user.id, sessions_ended=len(ended))
+        reason = "invitation_accepted" if row.purpose == INVITATION else "reset"
+        uow.events.add(
+            events.USER_PASSWORD_CHANGED,
+            {"userId": user.id, "reason": reason, "sessionsEnded": len(ended)},
+        )
+        events.sessions_ended(uow.events, user.id, ended, "password_reset")
         if row.purpose == PASSWORD_RESET:
             uow.outbox.add("password_reset_done", user.email, first_name=user.first_name)
         await uow.commit()
@@ -118,9 +125,12 @@ class Recovery:
         user = await uow.users.get(row.user_id)
         if user is None or not user.is_active:
             raise InvalidToken()
+        changed = not user.is_verified
         user.is_verified = True
         user.updated_at = self.rt.clock.now()
         uow.audit.record("user.email_verified", actor=user.id, subject=user.id)
+        if changed:
+            events.user_changed(uow.events, user, ["is_verified"], actor=None)
         await uow.commit()
         return user
 
@@ -170,8 +180,13 @@ class Recovery:
         user.updated_at = now
         await uow.tokens.void(user.id, now)
         keep = bearer.session_id if bearer is not None and bearer.user_id == user.id else None
-        await uow.sessions.revoke_all(user.id, now, "email_changed", keep=keep)
+        ended = await uow.sessions.revoke_all(user.id, now, "email_changed", keep=keep)
         uow.audit.record("user.email_changed", actor=user.id, subject=user.id)
+        uow.events.add(
+            events.USER_EMAIL_CHANGED,
+            {"userId": user.id, "email": new_email, "previousEmail": old_email, "actorId": None},
+        )
+        events.sessions_ended(uow.events, user.id, ended, "email_changed")
         uow.outbox.add("email_changed", old_email, first_name=user.first_name, new_email=new_email)
         try:
             await uow.commit()

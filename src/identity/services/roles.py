@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from identity.db.models import Permission, Role
-from identity.services import privileges
+from identity.services import events, privileges
 from identity.services.errors import NotFound, ValidationFailed
 from identity.services.fields import UNSET, Maybe
 from identity.services.principal import Principal
@@ -148,6 +148,7 @@ class Roles:
             uow.audit.record(
                 "admin.role_revoked", actor=actor.user_id, subject=holder, role=role.name
             )
+            uow.events.add(events.ROLE_REVOKED, events.role_data(holder, role, actor.user_id))
         await uow.roles.delete(role.id)
         uow.audit.record(
             "admin.role_deleted", actor=actor.user_id, role=role.name, holders=len(holders)

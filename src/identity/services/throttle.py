@@ -13,6 +13,7 @@ import uuid
 
 from identity.db.models import User
 from identity.security.ratelimit import Rule
+from identity.services import events
 from identity.services.errors import InvalidCredentials, RateLimited
 from identity.services.principal import ClientInfo
 from identity.services.runtime import Runtime
@@ -83,6 +84,11 @@ class Throttle:
                 email=email,
                 retry_after=retry_after,
             )
+            if user is not None:  # an address nobody uses has no one to tell about
+                uow.events.add(
+                    events.USER_LOCKED_OUT,
+                    {"userId": user.id, "email": user.email, "retryAfter": retry_after},
+                )
 
     async def credentials_succeeded(self, email: str) -> None:
         await self.limiter.clear(self.login_account, email)

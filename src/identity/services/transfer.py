@@ -4,14 +4,15 @@ A line is one user:
 
     {"email": "ann@example.com", "firstName": "Ann", "lastName": "Lee", "isVerified": true,
      "isActive": true, "roles": ["user"], "createdAt": "2024-05-01T09:30:00Z",
-     "passwordHash": "$2b$12$…"}
+     "passwordHash": "$2b$12$…", "appMetadata": {"plan": "pro"}, "userMetadata": {}}
 
 Only `email` is required. A user who is not there yet is created from the line. For one who
 is, the line updates the profile (names, verified flag) and nothing else: a re-run never
 undoes what happened since (a new password, a deactivation, a role taken away). With
 `overwrite` the file wins for the password hash, the active flag and the roles too. Either
 way a field the line leaves out (or sets to null) stays as it is, as in the API's updates;
-only `"passwordHash": null` says "no password" (the user then resets it).
+only `"passwordHash": null` says "no password" (the user then resets it). The two metadata
+objects are profile fields, checked like the API's (JSON objects of at most 4 KiB).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,9 +44,11 @@ FIELDS = (
     "roles",
     "createdAt",
     "passwordHash",
+    "appMetadata",
+    "userMetadata",
 )
 # Columns a line may change on an existing user: always, and only with overwrite.
-PROFILE = ("first_name", "last_name", "is_verified")
+PROFILE = ("first_name", "last_name", "is_verified", "app_metadata", "user_metadata")
 GUARDED = ("password_hash", "is_active")
 BATCH_SIZE = 1000
 MAX_BATCH_SIZE = 2000  # bound parameters per statement stay under every driver's limit
@@ -71,6 +74,8 @@ class ImportRow:
     created_at: datetime | None
     password_hash: str | None
     given: frozenset[str]  # the columns of PROFILE and GUARDED the line sets
+    app_metadata: dict[str, Any] = field(default_factory=dict)
+    user_metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -289,6 +294,8 @@ def _values(row: ImportRow, user_id: uuid.UUID, now: datetime) -> dict[str, Any]
         "created_at": row.created_at or now,
         "updated_at": now,
         "password_changed_at": None,
+        "app_metadata": row.app_metadata,
+        "user_metadata": row.user_metadata,
     }
 
 
@@ -311,6 +318,8 @@ def _line(row: Any, roles: list[str]) -> bytes:
         "roles": roles,
         "createdAt": row.created_at.astimezone(UTC),
         "passwordHash": row.password_hash,
+        "appMetadata": row.app_metadata or {},
+        "userMetadata": row.user_metadata or {},
     }
     return orjson.dumps(data, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE)
 
@@ -378,6 +387,11 @@ def parse_line(
     if "passwordHash" in data:
         given.add("password_hash")
     password_hash = _password_hash(data.get("passwordHash"), problems)
+    metadata = {}
+    for key, column in (("appMetadata", "app_metadata"), ("userMetadata", "user_metadata")):
+        if data.get(key) is not None:
+            given.add(column)
+            metadata[column] = check.metadata(key, data[key])
 
     problems.extend(f"{p.field}: {p.message}" for p in check.problems)
     if problems:
@@ -393,6 +407,8 @@ def parse_line(
         created_at=created_at,
         password_hash=password_hash,
         given=frozenset(given),
+        app_metadata=metadata.get("app_metadata", {}),
+        user_metadata=metadata.get("user_metadata", {}),
     )
 
 

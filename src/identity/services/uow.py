@@ -22,6 +22,8 @@ from identity.repositories.sessions import SessionRepository
 from identity.repositories.tokens import OneTimeTokenRepository
 from identity.repositories.transfer import TransferRepository
 from identity.repositories.users import UserRepository
+from identity.repositories.webhooks import WebhookDeliveryQueue, WebhookRepository
+from identity.services.events import Events
 from identity.services.principal import ClientInfo
 
 
@@ -150,11 +152,30 @@ class UnitOfWork:
     def transfer(self) -> TransferRepository:
         return TransferRepository(self.db)
 
+    @cached_property
+    def webhooks(self) -> WebhookRepository:
+        return WebhookRepository(self.db)
+
+    @cached_property
+    def webhook_deliveries(self) -> WebhookDeliveryQueue:
+        return WebhookDeliveryQueue(self.db)
+
+    @cached_property
+    def events(self) -> Events:
+        """Webhook events, written with the change: `uow.events.add("user.created", data)`."""
+        return Events(self.webhooks, self.clock)
+
     @property
     def queued_mail(self) -> bool:
         return "outbox" in self.__dict__ and self.outbox.queued > 0
 
+    @property
+    def queued_deliveries(self) -> bool:
+        return "events" in self.__dict__ and self.events.deliveries > 0
+
     async def commit(self) -> None:
+        if "events" in self.__dict__:
+            await self.events.flush()
         await self.db.commit()
         self.committed = True
 
@@ -164,5 +185,7 @@ class UnitOfWork:
 
     async def rollback(self) -> None:
         """Undo what was not committed (nothing to do, and no round trip, if nothing began)."""
+        if "events" in self.__dict__:
+            self.events.drop()
         if self.db.in_transaction():
             await self.db.rollback()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import strawberry
+from strawberry.scalars import JSON
 
 from identity.graphql.context import GraphQLInfo
 from identity.graphql.errors import (
@@ -26,6 +27,10 @@ class UpdateMeInput:
     )
     last_name: str | None = strawberry.field(
         default=strawberry.UNSET, description="Omit to keep; null is refused."
+    )
+    user_metadata: JSON | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Replaces the whole object (at most 4 KiB as JSON); {} clears it.",
     )
 
 
@@ -85,12 +90,16 @@ RevokeAllSessionsResult = Annotated[
 
 @strawberry.type
 class AccountMutations:
-    @mutation("Change your own name.", IsAuthenticated())
+    @mutation("Change your own name or userMetadata.", IsAuthenticated())
     async def update_me(self, info: GraphQLInfo, input: UpdateMeInput) -> UpdateMeResult:
         principal = await info.context.require_principal()
         async with info.context.unit_of_work() as uow:
             user = await info.context.container.accounts.update_me(
-                uow, principal, maybe(input.first_name), maybe(input.last_name)
+                uow,
+                principal,
+                maybe(input.first_name),
+                maybe(input.last_name),
+                maybe(input.user_metadata),
             )
         return UpdateMeSuccess(user=User.from_row(user))
 

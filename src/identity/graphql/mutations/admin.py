@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import strawberry
+from strawberry.scalars import JSON
 
 from identity.graphql.context import GraphQLInfo
 from identity.graphql.errors import EmailAlreadyRegistered, LastAdmin, NotFound, ValidationError
@@ -34,6 +35,13 @@ class UpdateUserInput:
     )
     is_active: bool | None = strawberry.field(
         default=strawberry.UNSET, description="false ends every session of the user."
+    )
+    app_metadata: JSON | None = strawberry.field(
+        default=strawberry.UNSET,
+        description=(
+            "Replaces the whole object (at most 4 KiB as JSON); access tokens carry it. "
+            "Nobody sets their own."
+        ),
     )
 
 
@@ -119,6 +127,7 @@ class AdminMutations:
             last_name=maybe(input.last_name),
             email=maybe(input.email),
             is_active=maybe(input.is_active),
+            app_metadata=maybe(input.app_metadata),
         )
         async with info.context.unit_of_work() as uow:
             user = await info.context.container.admin.update_user(

@@ -11,7 +11,13 @@ from identity.config import Settings
 def add_commands(commands: Commands) -> None:
     mail = commands.add_parser("mail", help="the mail outbox")
     mail_commands = mail.add_subparsers(required=True, metavar="ACTION")
-    status = mail_commands.add_parser("status", help="counts, and the pending and failed messages")
+    status = mail_commands.add_parser(
+        "status",
+        help="counts, and the pending and failed messages",
+        description="Print the number of pending, failed and sent messages, then each message "
+        "not yet sent with its template, recipient, attempts, next try (or failure time) and "
+        "last error.",
+    )
     status.set_defaults(run=_mail_status)
 
 

@@ -510,7 +510,7 @@ def test_a_rotation_reaches_the_consumer_before_the_new_key_signs(
     )
     assert verify(old_token).ok
 
-    out = identity.cli("keys", "rotate", "--activate-in", "6")
+    out = identity.cli("keys", "rotate", "--activate-in", "8")
     new_kid = out.split("published key ")[1].split(";")[0]
 
     def published() -> bool:

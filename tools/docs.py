@@ -355,9 +355,7 @@ def cli_page(parser: argparse.ArgumentParser | None = None) -> str:
         "about a command.\n",
         "Every command works on the database of `IDENTITY_DATABASE_URL` (by default "
         "`./identity.db` in the working folder): run them where the server runs, or with its "
-        "settings. The commands other than `serve`, `migrate` and `export-schema` refuse to "
-        "start on a SQLite file that does not exist, rather than create an empty database "
-        "(and a new development secret) beside it. A bad setting stops a command with exit "
+        f"settings.{_creators_sentence(parser)} A bad setting stops a command with exit "
         "status 2 and one line naming it.\n",
         "| Command | |\n|---|---|",
     ]
@@ -383,6 +381,26 @@ def cli_page(parser: argparse.ArgumentParser | None = None) -> str:
                 out.append(f"| `{_argument_text(action)}` | {_cli_text(_cell(help_text))} |")
             out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _creators_sentence(parser: argparse.ArgumentParser) -> str:
+    """Which commands may create a database (the parser's `creates_database` default)."""
+    creators = [
+        f"`{' '.join(words)}`"
+        for words, sub, _ in commands(parser)
+        if sub.get_default("creates_database") and not _has_subcommands(sub)
+    ]
+    if not creators:
+        return ""
+    names = ", ".join(creators[:-1]) + f" and {creators[-1]}" if len(creators) > 1 else creators[0]
+    return (
+        f" The commands other than {names} refuse to start on a SQLite file that does not "
+        "exist, rather than create an empty database (and a new development secret) beside it."
+    )
+
+
+def _has_subcommands(parser: argparse.ArgumentParser) -> bool:
+    return any(isinstance(a, argparse._SubParsersAction) for a in parser._actions)
 
 
 def _command_anchor(words: Sequence[str]) -> str:

@@ -136,11 +136,11 @@ def test_every_setting_has_a_description() -> None:
 
 def test_every_command_and_argument_has_help() -> None:
     missing = []
-    for words, parser, help in docs.commands(docs._parser()):
+    for words, parser, help in docs.commands(docs.identity_parser()):
         if not help:
             missing.append(f"identity {' '.join(words)}")
         missing += [
-            f"identity {' '.join(words)} {docs._argument_text(action)}"
+            f"identity {' '.join(words)} {docs.argument_text(action)}"
             for action in docs.arguments(parser)
             if not action.help
         ]
@@ -155,7 +155,7 @@ def test_the_generators_pick_up_what_is_added() -> None:
     assert "### `IDENTITY_WEBAUTHN_RP_ID` {#identity_webauthn_rp_id}" in page
     assert "The relying party id." in page
 
-    parser = docs._parser()
+    parser = docs.identity_parser()
     subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     secret = subcommands.add_parser("secret", help="rotate the server secret")
     secret.add_argument("--dry-run", action="store_true", help="say what would change")

@@ -55,7 +55,7 @@ class NpmError(RuntimeError):
 def node_problem(min_major: int = MIN_NODE) -> str | None:
     for tool in ("node", "npm"):
         if shutil.which(tool) is None:
-            return f"{tool} is not on PATH (install Node.js {MIN_NODE}+ with npm)"
+            return f"{tool} is not on PATH (install Node.js {min_major}+ with npm)"
     version = subprocess.run(
         ["node", "--version"], capture_output=True, text=True, check=False
     ).stdout.strip()

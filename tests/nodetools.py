@@ -32,7 +32,7 @@ REQUIRE_NODE = os.environ.get("IDENTITY_TEST_REQUIRE_NODE") == "1"
 REQUIRE_BROWSER = os.environ.get("IDENTITY_TEST_REQUIRE_BROWSER") == "1"
 MIN_NODE = 18
 
-# Chromium on a closed network hangs or retries at start without these (see the README).
+# Chromium on a closed network hangs or retries at start without these.
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

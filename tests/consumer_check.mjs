@@ -2,7 +2,8 @@
 //
 // node consumer_check.mjs '<createVerifier options as JSON>'
 // then one JSON line per token on standard input, {"token": "..."}; one JSON line back for
-// each: {"ok": true, "userId", "sessionId", "roles"} or {"ok": false, "error", "message"}.
+// each: {"ok": true, "userId", "sessionId", "roles", "aal", "amr"} or {"ok": false, "error",
+// "message"}.
 import readline from "node:readline";
 
 import { createVerifier } from "./verify.mjs";
@@ -14,7 +15,14 @@ for await (const line of lines) {
   let answer;
   try {
     const access = await verify(token);
-    answer = { ok: true, userId: access.userId, sessionId: access.sessionId, roles: [...access.roles].sort() };
+    answer = {
+      ok: true,
+      userId: access.userId,
+      sessionId: access.sessionId,
+      roles: [...access.roles].sort(),
+      aal: access.aal,
+      amr: [...access.amr].sort(),
+    };
   } catch (error) {
     answer = { ok: false, error: error.constructor.name, message: error.message };
   }

@@ -60,6 +60,8 @@ class Forger:
             "iat": now,
             "exp": now + 900,
             "roles": ["user"],
+            "aal": 1,
+            "amr": ["pwd"],
         }
         claims.update(changes)
         return {k: v for k, v in claims.items() if v is not None}
@@ -121,4 +123,7 @@ def forgeries(forger: Forger) -> dict[str, str]:
         "no sub": forger.sign(forger.claims(sub=None)),
         "no sid": forger.sign(forger.claims(sid=None)),
         "roles that are not a list": forger.sign(forger.claims(roles="admin")),
+        "an aal that is not 1 or 2": forger.sign(forger.claims(aal=3)),
+        "an aal that is text": forger.sign(forger.claims(aal="2")),
+        "amr that is not a list": forger.sign(forger.claims(amr="otp")),
     }

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 import jwt
+import pyotp
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -46,7 +47,19 @@ REGISTER = """mutation($i: RegisterInput!) {
   register(input: $i) { __typename ... on RegisterSuccess { user { id } } }
 }"""
 LOGIN = """mutation($i: LoginInput!) {
-  login(input: $i) { __typename ... on AuthPayload { accessToken } }
+  login(input: $i) { __typename ... on AuthPayload { accessToken refreshToken } }
+}"""
+VERIFY_USER = """mutation($id: ID!) { verifyUser(id: $id) { __typename } }"""
+START_TOTP = """mutation {
+  startTotpEnrollment(input: {}) {
+    __typename ... on StartTotpEnrollmentSuccess { enrollmentToken secret }
+  }
+}"""
+CONFIRM_TOTP = """mutation($t: String!, $c: String!) {
+  confirmTotpEnrollment(input: {enrollmentToken: $t, code: $c}) { __typename }
+}"""
+REFRESH = """mutation($t: String) {
+  refreshToken(input: {refreshToken: $t}) { __typename ... on AuthPayload { accessToken } }
 }"""
 ME = "{ me { id } }"
 
@@ -75,6 +88,8 @@ class Verdict:
     ok: bool
     user_id: str | None = None
     roles: tuple[str, ...] = ()
+    aal: int | None = None
+    amr: tuple[str, ...] = ()
     error: str = ""
 
 
@@ -89,7 +104,9 @@ def python_verifier(**options: Any) -> Verify:
             access = verifier.verify(token)
         except (tokens_module.InvalidToken, tokens_module.KeysUnavailable) as exc:
             return Verdict(False, error=f"{type(exc).__name__}: {exc}")
-        return Verdict(True, access.user_id, tuple(sorted(access.roles)))
+        return Verdict(
+            True, access.user_id, tuple(sorted(access.roles)), access.aal, tuple(sorted(access.amr))
+        )
 
     return verify
 
@@ -129,7 +146,8 @@ class NodeVerifier:
         assert line, f"node exited with {self.process.wait(timeout=10)}"
         answer = json.loads(line)
         if answer["ok"]:
-            return Verdict(True, answer["userId"], tuple(answer["roles"]))
+            roles, amr = tuple(answer["roles"]), tuple(answer["amr"])
+            return Verdict(True, answer["userId"], roles, answer["aal"], amr)
         return Verdict(False, error=f"{answer['error']}: {answer['message']}")
 
     def close(self) -> None:
@@ -202,8 +220,27 @@ class Identity:
         return user_id
 
     def sign_in(self, email: str) -> str:
+        return self.tokens(email)[0]
+
+    def tokens(self, email: str) -> tuple[str, str]:
+        """(access token, refresh token) of a new session."""
         answer = self.graphql(LOGIN, {"i": {"email": email, "password": PASSWORD}})
-        token: str = answer["data"]["login"]["accessToken"]
+        login = answer["data"]["login"]
+        assert login["__typename"] == "AuthPayload", login
+        return login["accessToken"], login["refreshToken"]
+
+    def second_factor(self, email: str, user_id: str, admin_token: str) -> str:
+        """An access token at aal 2: the user adds an authenticator app (their first factor
+        raises their session) and refreshes."""
+        assert self.graphql(VERIFY_USER, {"id": user_id}, admin_token)["data"]["verifyUser"]
+        access, refresh = self.tokens(email)
+        started = self.graphql(START_TOTP, {}, access)["data"]["startTotpEnrollment"]
+        code = pyotp.TOTP(started["secret"]).now()
+        variables = {"t": started["enrollmentToken"], "c": code}
+        confirmed = self.graphql(CONFIRM_TOTP, variables, access)["data"]["confirmTotpEnrollment"]
+        assert confirmed["__typename"] == "ConfirmTotpEnrollmentSuccess", confirmed
+        refreshed = self.graphql(REFRESH, {"t": refresh})["data"]["refreshToken"]
+        token: str = refreshed["accessToken"]
         return token
 
 
@@ -225,13 +262,16 @@ def identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Identity]:
 
 @pytest.fixture(scope="module")
 def people(identity: Identity) -> dict[str, tuple[str, str]]:
-    """email -> (user id, access token): a user and an admin."""
+    """email -> (user id, access token): a user, an admin, and a user with a second factor."""
     ann = identity.user("ann@example.com")
     admin = identity.user("ada@example.com")
     identity.cli("create-admin", "--email", "ada@example.com")
+    ada_token = identity.sign_in("ada@example.com")
+    mia = identity.user("mia@example.com")
     return {
         "ann@example.com": (ann, identity.sign_in("ann@example.com")),
-        "ada@example.com": (admin, identity.sign_in("ada@example.com")),
+        "ada@example.com": (admin, ada_token),
+        "mia@example.com": (mia, identity.second_factor("mia@example.com", mia, ada_token)),
     }
 
 
@@ -243,12 +283,14 @@ def kid_of(token: str) -> str:
 # ---- verifying identity's tokens ----------------------------------------------------------
 
 
-def test_a_consumer_accepts_identitys_tokens_and_reads_roles(
+def test_a_consumer_accepts_identitys_tokens_and_reads_roles_and_assurance(
     identity: Identity, people: dict[str, tuple[str, str]], make_verifier: Callable[..., Verify]
 ) -> None:
     verify = make_verifier(issuer=ISSUER, audience="identity", jwks_url=identity.jwks_url)
     ann_id, ann_token = people["ann@example.com"]
-    assert verify(ann_token) == Verdict(True, ann_id, ("user",))
+    assert verify(ann_token) == Verdict(True, ann_id, ("user",), aal=1, amr=("pwd",))
+    mia_id, mia_token = people["mia@example.com"]
+    assert verify(mia_token) == Verdict(True, mia_id, ("user",), aal=2, amr=("mfa", "otp", "pwd"))
     ada_id, ada_token = people["ada@example.com"]
     verdict = verify(ada_token)
     assert verdict.ok
@@ -322,12 +364,22 @@ async def check_service(client: httpx.AsyncClient, people: dict[str, tuple[str, 
     assert garbage.status_code == 401
     me = await client.get("/me", headers={"Authorization": f"Bearer {ann}"})
     assert me.status_code == 200
-    assert me.json() == {"userId": ann_id, "roles": ["user"]}
+    assert me.json() == {"userId": ann_id, "roles": ["user"], "aal": 1}
     refused = await client.get("/report", headers={"Authorization": f"Bearer {ann}"})
     assert refused.status_code == 403
     report = await client.get("/report", headers={"Authorization": f"Bearer {ada}"})
     assert report.status_code == 200
     assert report.json()["userId"] == ada_id
+    # A second factor where money moves: ann signed in with a password only, mia with two.
+    one_factor = await client.get("/payouts", headers={"Authorization": f"Bearer {ann}"})
+    assert one_factor.status_code == 401
+    assert one_factor.headers["www-authenticate"] == (
+        'Bearer error="insufficient_user_authentication"'
+    )
+    mia_id, mia = people["mia@example.com"]
+    payouts = await client.get("/payouts", headers={"Authorization": f"Bearer {mia}"})
+    assert payouts.status_code == 200
+    assert payouts.json() == {"payouts": [], "userId": mia_id, "aal": 2}
 
 
 # ---- forged tokens ------------------------------------------------------------------------
@@ -414,7 +466,7 @@ def test_a_rotation_reaches_the_consumer_before_the_new_key_signs(
         return kid_of(new_tokens[-1]) == new_kid
 
     wait_for(signs, "the new key signs")
-    assert verify(new_tokens[-1]) == Verdict(True, user_id, ("user",))
+    assert verify(new_tokens[-1]) == Verdict(True, user_id, ("user",), aal=1, amr=("pwd",))
     # The old key stays published until its last token has expired.
     assert verify(old_token).ok
 

@@ -164,15 +164,15 @@ def test_the_generators_pick_up_what_is_added() -> None:
     assert "| `--dry-run` | Say what would change |" in page
 
     sdl = (REPO / "schema.graphql").read_text(encoding="utf-8") + (
-        '\nextend type Mutation {\n  """Remove a factor. Requires the `factors:write` '
-        'permission."""\n  removeFactor(id: ID!): RemoveFactorResult!\n}\n'
-        "type RemoveFactorSuccess { message: String! }\n"
-        "union RemoveFactorResult = RemoveFactorSuccess | NotFound\n"
+        '\nextend type Mutation {\n  """Forget a device. Requires the `devices:write` '
+        'permission."""\n  forgetDevice(id: ID!): ForgetDeviceResult!\n}\n'
+        "type ForgetDeviceSuccess { message: String! }\n"
+        "union ForgetDeviceResult = ForgetDeviceSuccess | NotFound\n"
     )
     page = docs.graphql_page(sdl)
-    assert "### `removeFactor` {#mutation-removefactor}" in page
-    assert "**Permission:** Requires the `factors:write` permission." in page
-    assert "| `factors:write` | [`removeFactor`](#mutation-removefactor) |" in page
+    assert "### `forgetDevice` {#mutation-forgetdevice}" in page
+    assert "**Permission:** Requires the `devices:write` permission." in page
+    assert "| `devices:write` | [`forgetDevice`](#mutation-forgetdevice) |" in page
     assert "- [`NotFound`](#type-notfound)" in page
 
 
@@ -264,6 +264,17 @@ def test_every_audit_action_is_documented() -> None:
     audit_page = (DOCS / "api" / "audit-log.md").read_text(encoding="utf-8")
     missing = sorted(action for action in actions if f"`{action}`" not in audit_page)
     assert not missing, f"add these to the actions of docs/api/audit-log.md: {missing}"
+
+
+def test_every_mail_template_and_link_page_is_documented() -> None:
+    from identity.pages.routes import PAGES
+
+    mail_page = (DOCS / "guides" / "mail.md").read_text(encoding="utf-8")
+    templates = {p.stem for p in (SRC / "mail" / "templates").glob("*.txt")}
+    assert {"verify_email", "password_reset"} <= templates  # the scan works
+    missing = sorted(t for t in templates if f"| `{t}` |" not in mail_page)
+    missing += sorted(f"/{page}" for page in PAGES if f"| `/{page}` |" not in mail_page)
+    assert not missing, f"add these to the tables of docs/guides/mail.md: {missing}"
 
 
 # ---- screenshots ------------------------------------------------------------------------

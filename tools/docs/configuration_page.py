@@ -47,8 +47,14 @@ _SECTIONS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
         ("argon2_", "password_hash_"),
     ),
     (
+        "Second factors",
+        "",
+        ("reauth_window",),
+        ("mfa_", "totp_", "webauthn_", "passkey_"),
+    ),
+    (
         "Mail and links",
-        "See [Mail](../guides/mail.md). The three link templates must carry `{token}` in the "
+        "See [Mail](../guides/mail.md). The link templates must carry `{token}` in the "
         "fragment (after `#`), so the token never reaches a server log or a `Referer`; "
         "`{public_url}` is replaced by `IDENTITY_PUBLIC_URL`.",
         (
@@ -57,6 +63,7 @@ _SECTIONS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
             "password_reset_url",
             "verify_email_url",
             "confirm_email_change_url",
+            "revert_change_url",
             "password_reset_ttl",
             "verify_email_ttl",
             "email_change_ttl",

@@ -12,7 +12,7 @@ const verify = createVerifier({
 });
 
 // The caller's verified token, or an HTTP status and message to answer instead.
-async function authenticate(request, { role } = {}) {
+async function authenticate(request, { role, aal = 1 } = {}) {
   const token = bearerToken(request.headers.authorization);
   if (!token) return { status: 401, message: "a bearer token is required" };
   let access;
@@ -22,31 +22,42 @@ async function authenticate(request, { role } = {}) {
     if (error instanceof InvalidToken) return { status: 401, message: "the token is invalid or expired" };
     return { status: 503, message: "cannot verify tokens right now" };
   }
+  if (access.aal < aal) {
+    return { status: 401, message: "sign in with a second factor", challenge: "insufficient_user_authentication" };
+  }
   if (role && !access.roles.has(role)) return { status: 403, message: `requires the ${role} role` };
   return { access };
 }
 
 const routes = {
   "/me": async (request) => {
-    const { access, status, message } = await authenticate(request);
-    if (!access) return [status, { error: message }];
-    return [200, { userId: access.userId, roles: [...access.roles].sort() }];
+    const { access, ...refusal } = await authenticate(request);
+    if (!access) return refusal;
+    return { status: 200, body: { userId: access.userId, roles: [...access.roles].sort(), aal: access.aal } };
   },
   // For a decision that matters, ask identity (the `me` query): `roles` is only as fresh as
   // the token.
   "/report": async (request) => {
-    const { access, status, message } = await authenticate(request, { role: "admin" });
-    if (!access) return [status, { error: message }];
-    return [200, { report: "for admins", userId: access.userId }];
+    const { access, ...refusal } = await authenticate(request, { role: "admin" });
+    if (!access) return refusal;
+    return { status: 200, body: { report: "for admins", userId: access.userId } };
+  },
+  // Money moves only for a caller who signed in with a second factor.
+  "/payouts": async (request) => {
+    const { access, ...refusal } = await authenticate(request, { aal: 2 });
+    if (!access) return refusal;
+    return { status: 200, body: { payouts: [], userId: access.userId, aal: access.aal } };
   },
 };
 
 const server = http.createServer(async (request, response) => {
   const route = routes[new URL(request.url, "http://localhost").pathname];
-  const [status, body] = route ? await route(request) : [404, { error: "not found" }];
+  const { status, body, message, challenge } = route
+    ? await route(request)
+    : { status: 404, message: "not found" };
   const headers = { "Content-Type": "application/json" };
-  if (status === 401) headers["WWW-Authenticate"] = 'Bearer error="invalid_token"';
-  response.writeHead(status, headers).end(JSON.stringify(body));
+  if (status === 401) headers["WWW-Authenticate"] = `Bearer error="${challenge ?? "invalid_token"}"`;
+  response.writeHead(status, headers).end(JSON.stringify(body ?? { error: message }));
 });
 
 server.listen(Number(process.env.PORT ?? 3000), "127.0.0.1", () => {

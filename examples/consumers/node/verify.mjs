@@ -54,11 +54,22 @@ function accept(claims) {
   if (!Array.isArray(roles) || !roles.every((role) => typeof role === "string")) {
     throw new InvalidToken("roles must be a list of names");
   }
+  const aal = claims.aal ?? 1; // a token without it proves one factor at most
+  if (aal !== 1 && aal !== 2) throw new InvalidToken("aal must be 1 or 2");
+  const amr = claims.amr ?? [];
+  if (!Array.isArray(amr) || !amr.every((method) => typeof method === "string")) {
+    throw new InvalidToken("amr must be a list of methods");
+  }
   return {
     userId: claims.sub,
     sessionId: claims.sid,
-    // Advisory: the user's roles when the token was issued (at most its lifetime ago).
+    // Advisory: the user's roles when the token was issued (at most its lifetime ago). A role
+    // that requires MFA is listed only in tokens of sessions at aal 2.
     roles: new Set(roles),
+    // Assurance: 1 for one factor, 2 for two (NIST SP 800-63B); how the user signed in (RFC
+    // 8176: "pwd", "otp", "mfa", ...).
+    aal,
+    amr: new Set(amr),
     expiresAt: claims.exp,
     claims,
   };

@@ -31,8 +31,13 @@ class KeysUnavailable(Exception):
 class AccessToken:
     user_id: str
     session_id: str
-    # Advisory: the user's roles when the token was issued (at most its lifetime ago).
+    # Advisory: the user's roles when the token was issued (at most its lifetime ago). A role
+    # that requires MFA is listed only in tokens of sessions at aal 2.
     roles: frozenset[str]
+    # Assurance: 1 for one factor, 2 for two (NIST SP 800-63B); how the user signed in (RFC
+    # 8176: "pwd", "otp", "mfa", ...).
+    aal: int
+    amr: frozenset[str]
     expires_at: int
     claims: dict[str, Any] = field(repr=False)
 
@@ -90,10 +95,18 @@ class TokenVerifier:
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
             raise InvalidToken("roles must be a list of names")
+        aal = claims.get("aal", 1)  # a token without it proves one factor at most
+        if aal not in (1, 2) or isinstance(aal, bool):
+            raise InvalidToken("aal must be 1 or 2")
+        amr = claims.get("amr", [])
+        if not isinstance(amr, list) or not all(isinstance(method, str) for method in amr):
+            raise InvalidToken("amr must be a list of methods")
         return AccessToken(
             user_id=claims["sub"],
             session_id=claims["sid"],
             roles=frozenset(roles),
+            aal=aal,
+            amr=frozenset(amr),
             expires_at=claims["exp"],
             claims=claims,
         )

@@ -1,7 +1,8 @@
 """A Starlette service that trusts identity's access tokens.
 
 `Authenticate` is the dependency: call it at the start of an endpoint to get the caller's
-verified `AccessToken`, or an HTTP error (401 without a valid token, 403 without the role).
+verified `AccessToken`, or an HTTP error: 401 without a valid token, 403 without the role,
+401 with `insufficient_user_authentication` (RFC 9470) where a second factor is needed.
 
     IDENTITY_ISSUER=https://id.example.com uvicorn --factory service:from_environment
 """
@@ -23,7 +24,9 @@ class Authenticate:
     def __init__(self, verifier: TokenVerifier) -> None:
         self.verifier = verifier
 
-    async def __call__(self, request: Request, *, role: str | None = None) -> AccessToken:
+    async def __call__(
+        self, request: Request, *, role: str | None = None, aal: int = 1
+    ) -> AccessToken:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise _unauthorized("a bearer token is required")
@@ -34,6 +37,12 @@ class Authenticate:
             raise _unauthorized("the token is invalid or expired") from None
         except KeysUnavailable:
             raise HTTPException(503, "cannot verify tokens right now") from None
+        if access.aal < aal:
+            raise HTTPException(
+                401,
+                "sign in with a second factor",
+                headers={"WWW-Authenticate": 'Bearer error="insufficient_user_authentication"'},
+            )
         if role is not None and role not in access.roles:
             raise HTTPException(403, f"requires the {role} role")
         return access
@@ -48,7 +57,9 @@ def create_app(verifier: TokenVerifier) -> Starlette:
 
     async def me(request: Request) -> JSONResponse:
         access = await authenticate(request)
-        return JSONResponse({"userId": access.user_id, "roles": sorted(access.roles)})
+        return JSONResponse(
+            {"userId": access.user_id, "roles": sorted(access.roles), "aal": access.aal}
+        )
 
     async def report(request: Request) -> JSONResponse:
         # For a decision that matters, ask identity (the `me` query): `roles` is only
@@ -56,7 +67,14 @@ def create_app(verifier: TokenVerifier) -> Starlette:
         access = await authenticate(request, role="admin")
         return JSONResponse({"report": "for admins", "userId": access.user_id})
 
-    return Starlette(routes=[Route("/me", me), Route("/report", report)])
+    async def payouts(request: Request) -> JSONResponse:
+        # Money moves only for a caller who signed in with a second factor.
+        access = await authenticate(request, aal=2)
+        return JSONResponse({"payouts": [], "userId": access.user_id, "aal": access.aal})
+
+    return Starlette(
+        routes=[Route("/me", me), Route("/report", report), Route("/payouts", payouts)]
+    )
 
 
 def from_environment() -> Starlette:

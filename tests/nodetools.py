@@ -9,7 +9,8 @@ npm packages come from the lock files committed under examples/ and are installe
 `npm ci` into a cache folder outside git (.cache/npm/, or IDENTITY_TEST_CACHE/npm/), one
 folder per lock file content, so a second run installs nothing.
 
-`python -m tests.nodetools` installs them ahead of the tests (.ci/run does).
+`python -m tests.nodetools` installs them all ahead of the tests (.ci/run does): every folder
+under examples/ with a package-lock.json.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ REQUIRE_NODE = os.environ.get("IDENTITY_TEST_REQUIRE_NODE") == "1"
 REQUIRE_BROWSER = os.environ.get("IDENTITY_TEST_REQUIRE_BROWSER") == "1"
 MIN_NODE = 18
 
-# Chromium on a closed network hangs or retries at start without these (see the README).
+# Chromium on a closed network hangs or retries at start without these.
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -51,10 +52,10 @@ class NpmError(RuntimeError):
     pass
 
 
-def node_problem() -> str | None:
+def node_problem(min_major: int = MIN_NODE) -> str | None:
     for tool in ("node", "npm"):
         if shutil.which(tool) is None:
-            return f"{tool} is not on PATH (install Node.js {MIN_NODE}+ with npm)"
+            return f"{tool} is not on PATH (install Node.js {min_major}+ with npm)"
     version = subprocess.run(
         ["node", "--version"], capture_output=True, text=True, check=False
     ).stdout.strip()
@@ -62,8 +63,8 @@ def node_problem() -> str | None:
         major = int(version.lstrip("v").split(".")[0])
     except ValueError:
         return f"`node --version` printed {version!r}"
-    if major < MIN_NODE:
-        return f"Node.js {version} is too old (need {MIN_NODE}+)"
+    if major < min_major:
+        return f"Node.js {version} is too old (need {min_major}+)"
     return None
 
 
@@ -81,9 +82,14 @@ def browser_problem() -> str | None:
     return chromium_problem() or node_problem()
 
 
-def require_node(what: str) -> None:
-    """Skip the calling test without Node.js and npm, or fail in CI."""
-    _require(what, node_problem(), REQUIRE_NODE or REQUIRE_BROWSER, "IDENTITY_TEST_REQUIRE_NODE")
+def require_node(what: str, min_major: int = MIN_NODE) -> None:
+    """Skip the calling test without Node.js (min_major or newer) and npm, or fail in CI."""
+    _require(
+        what,
+        node_problem(min_major),
+        REQUIRE_NODE or REQUIRE_BROWSER,
+        "IDENTITY_TEST_REQUIRE_NODE",
+    )
 
 
 def require_browser(what: str) -> None:
@@ -113,7 +119,8 @@ def npm_ci(example: Path) -> Path:
     files = [example / "package.json", example / "package-lock.json"]
     digest = hashlib.sha256(b"\0".join(f.read_bytes() for f in files)).hexdigest()[:16]
     base = CACHE / "npm"
-    target = base / f"{example.name}-{digest}"
+    name = "-".join(example.resolve().relative_to(EXAMPLES).parts)  # e.g. consumers-node
+    target = base / f"{name}-{digest}"
     if (target / ".installed").exists():
         return target
     base.mkdir(parents=True, exist_ok=True)
@@ -137,15 +144,24 @@ def npm_ci(example: Path) -> Path:
         partial.rename(target)
     except OSError:  # another run finished first; its folder is as good as ours
         shutil.rmtree(partial, ignore_errors=True)
-    for old in base.glob(f"{example.name}-*"):  # installs of older lock files
+    for old in base.glob(f"{name}-{'?' * 16}"):  # installs of older lock files
         if old != target and not old.name.count(".partial-"):
             shutil.rmtree(old, ignore_errors=True)
     return target
 
 
+def npm_examples() -> list[Path]:
+    """Every example under examples/ with a committed package-lock.json."""
+    return sorted(
+        lock.parent
+        for lock in EXAMPLES.rglob("package-lock.json")
+        if "node_modules" not in lock.relative_to(EXAMPLES).parts
+    )
+
+
 def main() -> None:
-    for name in ("codegen", "graphiql-assets"):
-        print(f"npm ci examples/{name} -> {npm_ci(EXAMPLES / name)}", flush=True)
+    for example in npm_examples():
+        print(f"npm ci {example.relative_to(REPO)} -> {npm_ci(example)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -614,15 +614,15 @@ async def test_users_import_and_export_commands(
     assert "cannot read" in missing.stderr.decode()
 
 
-async def test_the_readme_example_line_imports(gql: GraphQLClient, container: Container) -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Moving users in and out", 1)[1]
+async def test_the_guides_example_line_imports(gql: GraphQLClient, container: Container) -> None:
+    guide = Path(__file__).resolve().parents[1] / "docs" / "guides" / "moving-users.md"
+    section = guide.read_text(encoding="utf-8")
     example = next(line for line in section.splitlines() if line.startswith('{"email"'))
     report, bad = await import_lines(container, [example])
     assert (report.created, bad) == (1, [])
     exported = await export_lines(container)
     assert exported == [orjson.loads(example)]
-    # The README names the password behind the example's bcrypt hash.
+    # The guide names the password behind the example's bcrypt hash.
     password = section.split("is bcrypt's for `", 1)[1].split("`", 1)[0]
     answer = await gql(LOGIN, {"input": {"email": "ann@example.com", "password": password}})
     assert answer["data"]["login"]["__typename"] == "AuthPayload"

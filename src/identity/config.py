@@ -37,65 +37,139 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
+        # The docstring under each field is its description: the configuration reference
+        # (docs/reference/configuration.md) is generated from them.
+        use_attribute_docstrings=True,
     )
 
     env: Env = Env.DEVELOPMENT
+    """`development` or `production`. Production requires `IDENTITY_SECRET_KEY` and a real mail
+    transport, never migrates by itself, turns GraphiQL, introspection and field suggestions
+    off and logs JSON lines."""
     database_url: str = DEFAULT_DATABASE_URL
+    """`sqlite+aiosqlite:///path` or `postgresql+asyncpg://user:pass@host/db`. Several workers or
+    instances need PostgreSQL."""
     database_pool_size: int = Field(default=10, ge=1)
+    """PostgreSQL: connections kept in SQLAlchemy's pool, per process."""
     database_max_overflow: int = Field(default=10, ge=0)
+    """PostgreSQL: connections the pool may open beyond `IDENTITY_DATABASE_POOL_SIZE` under
+    load, per process."""
     database_hot_pool_size: int = Field(default=4, ge=1)
+    """PostgreSQL: the small asyncpg pool of the two statements on the hot path (the principal
+    of every authenticated request, refresh-token rotation), per process."""
 
     secret_key: SecretStr | None = None
+    """The one server secret, at least 32 characters: encrypts the signing keys at rest and keys
+    the HMAC of refresh tokens, one-time tokens and paging cursors. Required in production;
+    unset in development, it is generated into `IDENTITY_SECRET_KEY_FILE`."""
     secret_key_file: Path = Path(".identity-secret")
+    """Where development keeps the generated secret (file mode 600) while `IDENTITY_SECRET_KEY`
+    is unset."""
     # Earlier secrets, comma-separated: they still open and check what they made (verify
     # only); everything new is made with IDENTITY_SECRET_KEY. See `identity secret`.
     secret_key_fallbacks: Annotated[list[SecretStr], NoDecode] = []
+    """Earlier server secrets, comma-separated, each at least 32 characters: they still open and
+    check what they made (verification only); everything new is made with
+    `IDENTITY_SECRET_KEY`."""
 
-    public_url: str = Field(default="", description="default: http://HOST:PORT")
+    public_url: str = ""
+    """Where clients reach identity: the default JWT issuer, `{public_url}` in mailed links, and
+    whether cookies are `Secure` (an `https://` URL). Unset: `http://HOST:PORT` from
+    `IDENTITY_HOST` and `IDENTITY_PORT` (`http://127.0.0.1:8000`)."""
     host: str = "127.0.0.1"
+    """The address `identity serve` listens on. A development server bound to anything but
+    loopback prints a warning."""
     port: int = Field(default=8000, ge=0, le=65535)
+    """The port `identity serve` listens on."""
 
     access_token_ttl: int = Field(default=900, ge=30, le=86400)
+    """Access-token lifetime in seconds."""
     refresh_token_ttl: int = Field(default=30 * 86400, ge=60)
+    """Absolute session lifetime in seconds (30 days); rotating the refresh token never extends
+    it."""
     refresh_idle_timeout: int | None = Field(default=None, ge=60)
+    """Optional: seconds after which a session that was not used (refreshed) ends."""
     refresh_reuse_grace: int = Field(default=10, ge=0, le=300)
+    """Seconds within which a just-rotated refresh token yields the same successor again (two
+    tabs refreshing at once) instead of counting as reuse."""
     jwt_algorithm: Literal["RS256", "ES256", "EdDSA"] = "RS256"
+    """The signing algorithm of keys made from now on."""
     jwt_issuer: str | None = None
+    """The `iss` claim of access tokens. Unset: `IDENTITY_PUBLIC_URL`."""
     jwt_audience: str = "identity"
+    """The `aud` claim of access tokens."""
     jwt_leeway: int = Field(default=30, ge=0, le=300)
+    """Seconds of clock skew accepted on `exp` and `iat`."""
     jwks_max_age: int = Field(default=300, ge=0, le=86400)
+    """`Cache-Control: max-age` of `/.well-known/jwks.json` in seconds, and how long a rotated
+    key waits before it signs."""
     key_refresh_interval: int = Field(default=10, ge=1)
+    """Seconds between reloads of the signing keys, which picks up rotations made by the CLI or
+    other instances."""
 
-    argon2_memory_cost: int = Field(default=19456, ge=1024, description="KiB")
+    argon2_memory_cost: int = Field(default=19456, ge=1024)
+    """argon2id memory in KiB (OWASP's 19 MiB). Hashes made with other parameters are upgraded
+    at the next sign-in."""
     argon2_time_cost: int = Field(default=2, ge=1)
+    """argon2id iterations."""
     argon2_parallelism: int = Field(default=1, ge=1)
-    password_hash_concurrency: int = Field(default=0, ge=0, description="0: one per CPU")
+    """argon2id lanes."""
+    password_hash_concurrency: int = Field(default=0, ge=0)
+    """How many password hashes run at once, on low-priority threads; 0: one per CPU."""
 
     auto_migrate: bool | None = None
+    """Apply migrations when the server starts. Unset: on in development, off in production.
+    Off, start-up refuses an unmigrated database and says to run `identity migrate`."""
     require_verified_email: bool = False
+    """Refuse sign-in (`EmailNotVerified`) until the address is verified."""
     graphiql: bool | None = None
-    # Where GraphiQL's page loads React and GraphiQL from, instead of https://unpkg.com/: the
-    # same relative paths (react@18.2.0/umd/…), e.g. a mirror made by examples/graphiql-assets.
+    """Serve the GraphiQL explorer at `GET /graphql`. Unset: on in development, off in
+    production."""
     graphiql_assets_url: str | None = None
+    """Where GraphiQL's page loads React and GraphiQL from, instead of `https://unpkg.com/`: a
+    URL, or a `/path` on this host, serving the CDN's relative paths (`react@18.2.0/umd/…`),
+    such as a mirror made with `examples/graphiql-assets`."""
     introspection: bool | None = None
+    """Answer introspection queries. Unset: on in development, off in production."""
     max_body_size: int = Field(default=64 * 1024, ge=1024)
+    """Bytes; a larger request body gets HTTP 413 before it is parsed."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """The least severe log level written."""
     gc_freeze: bool = True
+    """Move what start-up loaded out of the garbage collector's way (`gc.freeze()`): shorter
+    latency tails."""
 
     cors_origins: Annotated[list[str], NoDecode] = []
+    """Exact origins allowed to call from a browser, comma-separated, e.g.
+    `https://app.example.com,https://admin.example.com`; `*` and paths are refused. Unset: no
+    CORS header is sent."""
     trusted_proxies: Annotated[list[str], NoDecode] = []
+    """Addresses or networks (`10.0.0.0/8`) of reverse proxies whose `X-Forwarded-For` is
+    believed, comma-separated."""
     refresh_cookie: bool = False
+    """Cookie mode: the refresh token travels only in an HttpOnly cookie, never in a response
+    body."""
     redis_url: str | None = None
+    """`redis://host:port/db` or `rediss://…`: rate-limit counts shared by every instance. Unset:
+    counts in process memory."""
     metrics_token: SecretStr | None = None
+    """The bearer token `GET /metrics` asks for. Unset: `/metrics` answers 401 to everyone."""
 
     # Rate limits (the `limits` notation: "5/15minutes;20/day"; every part must hold)
     rate_limit_login_account: str = "5/15minutes;10/hour;20/day"
+    """Failed sign-ins per account (the address tried) before it is locked."""
     rate_limit_login_address: str = "60/minute;600/hour"
+    """Sign-in attempts per client address."""
     rate_limit_register_address: str = "10/hour;50/day"
+    """Registrations per client address."""
     rate_limit_register_email: str = "3/hour"
+    """Registrations per email address."""
     rate_limit_recovery_address: str = "10/hour;50/day"
+    """Password-reset, verification and email-change requests per client address."""
     rate_limit_recovery_email: str = "3/hour;10/day"
+    """The same requests per email address."""
     rate_limit_key_prefix: str = "identity"
+    """Prefix of the keys in Redis, so several deployments can share one Redis."""
 
     # Second factors
     mfa_issuer: str | None = Field(
@@ -120,25 +194,46 @@ class Settings(BaseSettings):
 
     # GraphQL limits
     max_query_depth: int = Field(default=15, ge=2, le=100)
+    """Deepest selection nesting of an operation."""
     max_aliases: int = Field(default=15, ge=1)
+    """Aliases per request."""
     max_tokens: int = Field(default=2000, ge=100)
+    """Tokens (names, punctuation, values) in a query."""
     max_query_size: int = Field(default=16 * 1024, ge=1024)
+    """Characters in a query."""
 
     # Mail
     mail_url: str | None = None
+    """Where mail goes: `console:` (standard output; refused in production), `file:///dir` (one
+    `.eml` file per message), `smtp://user:pass@host:port?starttls=true` or
+    `smtps://user:pass@host:port` (TLS from the start). Unset: `console:`."""
     mail_from: str = "identity <no-reply@localhost>"
+    """The `From` header."""
     product_name: str = "identity"
+    """The name in subjects, messages and the link pages."""
     mail_templates_dir: Path | None = None
+    """A folder whose templates replace the built-in ones of the same name."""
     mail_poll_interval: float = Field(default=2.0, gt=0)
+    """Seconds between looks at the outbox (new mail also wakes the sender at once)."""
     mail_max_attempts: int = Field(default=12, ge=1)
+    """Delivery attempts before a message is marked failed."""
     notify_new_sign_in: bool = False
+    """Mail the user when they sign in from a browser (user agent) not seen on their account
+    before."""
     password_reset_url: str = "{public_url}/reset-password#token={token}"
+    """The link in password-reset and invitation mail; `{token}` must be in the fragment."""
     verify_email_url: str = "{public_url}/verify-email#token={token}"
+    """The link in verification mail; `{token}` must be in the fragment."""
     confirm_email_change_url: str = "{public_url}/confirm-email-change#token={token}"
+    """The link sent to a new address; `{token}` must be in the fragment."""
     password_reset_ttl: int = Field(default=30 * 60, ge=60)
+    """Lifetime of a password-reset link in seconds (30 minutes)."""
     verify_email_ttl: int = Field(default=24 * 3600, ge=60)
+    """Lifetime of a verification link in seconds (24 hours)."""
     email_change_ttl: int = Field(default=24 * 3600, ge=60)
+    """Lifetime of an email-change link in seconds (24 hours)."""
     invitation_ttl: int = Field(default=7 * 24 * 3600, ge=60)
+    """Lifetime of an invitation link in seconds (7 days)."""
 
     # Webhooks
     webhook_allow_private: bool | None = Field(

@@ -83,9 +83,11 @@ export type Outcome<T> =
 /** The failing half of an Outcome: fits any `Outcome<T>`. */
 type Failure = Extract<Outcome<unknown>, { ok: false }>;
 
+// --8<-- [start:assert-never]
 export function assertNever(value: never): never {
   throw new Error(`Unhandled result: ${JSON.stringify(value)}`);
 }
+// --8<-- [end:assert-never]
 
 function invalidInput(error: InvalidInputFragment): Failure {
   const fields = Object.fromEntries(error.fields.map((f) => [f.field, f.message]));
@@ -124,6 +126,7 @@ export type SignInStep =
   | { signedIn: SignedInFragment }
   | { secondFactor: SecondStepFragment };
 
+// --8<-- [start:sign-in]
 export function signInOutcome(result: SignInMutation["login"]): Outcome<SignInStep> {
   switch (result.__typename) {
     case "AuthPayload":
@@ -142,6 +145,7 @@ export function signInOutcome(result: SignInMutation["login"]): Outcome<SignInSt
       return assertNever(result);
   }
 }
+// --8<-- [end:sign-in]
 
 export function refreshOutcome(
   result: RefreshSessionMutation["refreshToken"],

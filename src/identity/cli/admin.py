@@ -17,20 +17,29 @@ from identity.config import Settings
 
 def add_commands(commands: Commands) -> None:
     admin = commands.add_parser(
-        "create-admin", help="create an admin, or make an existing user an admin (idempotent)"
+        "create-admin",
+        help="create an admin, or make an existing user an admin (idempotent)",
+        description="Create a user with the admin role (verified, since an operator vouches for "
+        "the address), or give an existing user the role, keeping their password. The password "
+        "of a new user is prompted for, or read from the first line of standard input; "
+        "--password puts it in the process list.",
     )
-    admin.add_argument("--email", required=True)
+    admin.add_argument("--email", required=True, help="the admin's email address")
     admin.add_argument(
         "--password",
         help="for scripts; otherwise it is prompted for, or read from standard input",
     )
-    admin.add_argument("--first-name", default="")
-    admin.add_argument("--last-name", default="")
+    admin.add_argument("--first-name", default="", help="for a new user (default: empty)")
+    admin.add_argument("--last-name", default="", help="for a new user (default: empty)")
     admin.set_defaults(run=_create_admin)
 
     audit = commands.add_parser("audit", help="the audit log")
     audit_commands = audit.add_subparsers(required=True, metavar="ACTION")
-    prune = audit_commands.add_parser("prune", help="delete events older than a period")
+    prune = audit_commands.add_parser(
+        "prune",
+        help="delete events older than a period",
+        description="Delete audit events older than a number of days (d) or hours (h).",
+    )
     prune.add_argument(
         "--older-than", required=True, type=period, help="e.g. 90d, 12h (days d, hours h)"
     )

@@ -11,10 +11,20 @@ from identity.config import Settings
 def add_commands(commands: Commands) -> None:
     keys = commands.add_parser("keys", help="signing keys: list, rotate, revoke")
     key_commands = keys.add_subparsers(required=True, metavar="ACTION")
-    key_list = key_commands.add_parser("list", help="show every key and its state")
+    key_list = key_commands.add_parser(
+        "list",
+        help="show every key and its state",
+        description="Show every signing key with its algorithm, state (pending, active, "
+        "retired, expired, revoked), activation time and how long it stays published.",
+    )
     key_list.set_defaults(run=_keys_list)
     rotate = key_commands.add_parser(
-        "rotate", help="publish a new key; it signs once JWKS caches have seen it"
+        "rotate",
+        help="publish a new key; it signs once JWKS caches have seen it",
+        description="Publish a new signing key at once; it starts signing after "
+        "IDENTITY_JWKS_MAX_AGE seconds (or --activate-in), when every JWKS cache has seen it. "
+        "The old key stays published until the last token it signed has expired. Running "
+        "instances pick the change up within IDENTITY_KEY_REFRESH_INTERVAL.",
     )
     rotate.add_argument(
         "--activate-in",
@@ -22,8 +32,14 @@ def add_commands(commands: Commands) -> None:
         help="seconds until the new key signs (default: IDENTITY_JWKS_MAX_AGE)",
     )
     rotate.set_defaults(run=_keys_rotate)
-    revoke = key_commands.add_parser("revoke", help="drop a compromised key at once")
-    revoke.add_argument("kid")
+    revoke = key_commands.add_parser(
+        "revoke",
+        help="drop a compromised key at once",
+        description="Drop a compromised key at once: tokens it signed stop working on the next "
+        "request. If it was the signing key, a newly made key takes over immediately, never an "
+        "older one. A key id that starts with - is still read as the id.",
+    )
+    revoke.add_argument("kid", metavar="KID", help="the key id, as `identity keys list` shows it")
     revoke.set_defaults(run=_keys_revoke)
 
 

@@ -12,7 +12,11 @@ def add_commands(commands: Commands) -> None:
     mail = commands.add_parser("mail", help="the mail outbox")
     mail_commands = mail.add_subparsers(required=True, metavar="ACTION")
     status = mail_commands.add_parser(
-        "status", help="counts, and the pending, failed and voided messages"
+        "status",
+        help="counts, and the pending, failed and voided messages",
+        description="Print the number of pending, failed, voided and sent messages, then each "
+        "message not yet sent with its state, template, recipient, attempts, next try (or when "
+        "it failed or was voided) and last error.",
     )
     status.set_defaults(run=_mail_status)
 

@@ -14,7 +14,13 @@ from identity.config import Settings
 
 
 def add_commands(commands: Commands) -> None:
-    serve = commands.add_parser("serve", help="run the HTTP server")
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP server",
+        description="Run the HTTP server. It applies migrations first when IDENTITY_AUTO_MIGRATE "
+        "is on, and otherwise refuses a database that is not migrated. More than one worker "
+        "needs PostgreSQL and Redis, and cannot be combined with --reload.",
+    )
     serve.add_argument("--host", help="address to bind (default: IDENTITY_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: IDENTITY_PORT, 8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
@@ -23,11 +29,22 @@ def add_commands(commands: Commands) -> None:
     )
     serve.set_defaults(run=_serve, creates_database=True)
 
-    migrate = commands.add_parser("migrate", help="upgrade the database to the latest schema")
+    migrate = commands.add_parser(
+        "migrate",
+        help="upgrade the database to the latest schema",
+        description="Upgrade the database of IDENTITY_DATABASE_URL to the newest revision, or to "
+        "--revision. It never downgrades, and says so when the revision is older than the "
+        "database. Run it once before starting production instances.",
+    )
     migrate.add_argument("--revision", default="head", help="target revision (default: head)")
     migrate.set_defaults(run=_migrate, creates_database=True)
 
-    export = commands.add_parser("export-schema", help="print the GraphQL schema (SDL)")
+    export = commands.add_parser(
+        "export-schema",
+        help="print the GraphQL schema (SDL)",
+        description="Print the GraphQL schema (SDL) that clients generate code from; "
+        "schema.graphql in the repository is its output.",
+    )
     export.set_defaults(run=_export_schema, creates_database=True)
 
 

@@ -20,7 +20,11 @@ def add_commands(commands: Commands) -> None:
     users = commands.add_parser("users", help="move users in and out (JSON Lines)")
     user_commands = users.add_subparsers(required=True, metavar="ACTION")
     load = user_commands.add_parser(
-        "import", help="create users from a JSON Lines file, or update them (idempotent)"
+        "import",
+        help="create users from a JSON Lines file, or update them (idempotent)",
+        description="Create users from a JSON Lines file, or update them. A bad line is reported "
+        "with its number and skipped, and the exit status is then 1; running it again never "
+        "duplicates anyone.",
     )
     load.add_argument("file", help="a JSON Lines file, or - for standard input")
     load.add_argument(
@@ -32,7 +36,13 @@ def add_commands(commands: Commands) -> None:
         "--batch-size", type=int, default=1000, help="users per transaction (default 1000)"
     )
     load.set_defaults(run=_users_import)
-    dump = user_commands.add_parser("export", help="write every user to a JSON Lines file")
+    dump = user_commands.add_parser(
+        "export",
+        help="write every user to a JSON Lines file",
+        description="Write every user, with their password hash, to a JSON Lines file, oldest "
+        "first, from one consistent snapshot. The file is created with mode 600 and appears "
+        "only when complete.",
+    )
     dump.add_argument("file", help="the file to write (mode 600), or - for standard output")
     dump.set_defaults(run=_users_export)
 

@@ -47,9 +47,12 @@ class Settings(BaseSettings):
 
     secret_key: SecretStr | None = None
     secret_key_file: Path = Path(".identity-secret")
-    # Earlier secrets, comma-separated: they still open and check what they made (verify
-    # only); everything new is made with IDENTITY_SECRET_KEY. See `identity secret`.
-    secret_key_fallbacks: Annotated[list[SecretStr], NoDecode] = []
+    secret_key_fallbacks: Annotated[list[SecretStr], NoDecode] = Field(
+        default=[],
+        description="earlier secrets, comma-separated, for a rotation: they still check and "
+        "open what they made (verify only); everything new is made with IDENTITY_SECRET_KEY. "
+        "See `identity secret check | reencrypt`",
+    )
 
     public_url: str = Field(default="", description="default: http://HOST:PORT")
     host: str = "127.0.0.1"
@@ -78,6 +81,16 @@ class Settings(BaseSettings):
     # same relative paths (react@18.2.0/umd/…), e.g. a mirror made by examples/graphiql-assets.
     graphiql_assets_url: str | None = None
     introspection: bool | None = None
+    graphql_hints: bool | None = Field(
+        default=None,
+        description="validation messages that name types and suggest fields (default: on in "
+        "development, off in production, where they are replaced by neutral ones)",
+    )
+    graphql_get: bool | None = Field(
+        default=None,
+        description="run queries sent with GET on /graphql (default: on in development, off in "
+        "production); GraphiQL's page is not affected",
+    )
     max_body_size: int = Field(default=64 * 1024, ge=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     gc_freeze: bool = True
@@ -123,6 +136,14 @@ class Settings(BaseSettings):
     max_aliases: int = Field(default=15, ge=1)
     max_tokens: int = Field(default=2000, ge=100)
     max_query_size: int = Field(default=16 * 1024, ge=1024)
+    max_directives: int = Field(
+        default=30,
+        ge=1,
+        description="directives in one operation, fragments counted each time they are spread",
+    )
+    max_directives_per_field: int = Field(
+        default=4, ge=1, description="directives on one field, fragment or operation"
+    )
 
     # Mail
     mail_url: str | None = None
@@ -301,6 +322,14 @@ class Settings(BaseSettings):
     @property
     def introspection_enabled(self) -> bool:
         return self.introspection if self.introspection is not None else not self.is_production
+
+    @property
+    def graphql_hints_enabled(self) -> bool:
+        return self.graphql_hints if self.graphql_hints is not None else not self.is_production
+
+    @property
+    def graphql_get_enabled(self) -> bool:
+        return self.graphql_get if self.graphql_get is not None else not self.is_production
 
     def secret(self) -> bytes:
         """The server secret; in development it is generated into `secret_key_file`."""

@@ -29,6 +29,7 @@ from identity.services.reauth import Reauthentication
 from identity.services.recovery import RESET_REQUEST, Recovery
 from identity.services.roles import Roles
 from identity.services.runtime import Runtime
+from identity.services.secrets import Secrets
 from identity.services.throttle import Throttle
 from identity.services.tokens import OneTimeTokens
 from identity.services.transfer import Transfer
@@ -54,6 +55,7 @@ class Container:
     challenges: Challenges
     datakeys: DataKeys
     keys: Keys
+    secrets: Secrets
     tokens: OneTimeTokens
     mail: MailDelivery
     transfer: Transfer
@@ -123,6 +125,7 @@ class Container:
             challenges=challenges,
             datakeys=datakeys,
             keys=Keys(runtime),
+            secrets=Secrets(runtime),
             tokens=tokens,
             mail=mail,
             transfer=Transfer(runtime),

@@ -1,4 +1,4 @@
-"""`identity serve | migrate | create-admin | export-schema | keys | mail | audit | users …`
+"""`identity serve | migrate | create-admin | export-schema | keys | secret | mail | users …`
 
 One module per area; each adds its commands to the parser with `add_commands`.
 """
@@ -10,12 +10,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from identity.cli import admin, keys, mail, serve, users
+from identity.cli import admin, keys, mail, secret, serve, users
 from identity.cli.common import fail
 from identity.config import ConfigError, Settings, load_settings
 from identity.logs import configure_logging
 
-AREAS = (serve, admin, keys, mail, users)
+AREAS = (serve, admin, keys, secret, mail, users)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

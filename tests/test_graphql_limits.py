@@ -45,6 +45,7 @@ REGISTER = (
         "query Q " + "@x " * 5 + "{ me { id } }",  # the operation
         "query Q($a: Int " + "@x " * 5 + ") { me { id } }",  # a variable
         "{ me { ...F } } fragment F on User " + "@x " * 5 + "{ id }",  # a fragment definition
+        "{ me { id } } type T { f(a: Int " + "@x " * 5 + "): Int }",  # not even executable
     ],
 )
 async def test_many_directives_in_one_place_are_refused(

@@ -216,6 +216,9 @@ async def test_production_messages_keep_what_the_client_wrote_and_the_locations(
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     response = await client.post("/graphql", json={"query": "{ __schema { types { name } } }"})
     assert "introspection has been disabled" in response.json()["errors"][0]["message"]
+    # The parser knows no schema: its messages stay as they are.
+    response = await client.post("/graphql", json={"query": "{ me { id "})
+    assert response.json()["errors"][0]["message"] == "Syntax Error: Expected Name, found <EOF>."
 
 
 async def test_development_keeps_graphql_cores_helpful_messages(client: httpx.AsyncClient) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 
 GENERIC = "The document is not valid for this API."
 INVALID_VALUE = "Invalid value."
@@ -155,8 +155,9 @@ class NeutralError(GraphQLError):
 
 
 def neutral(error: GraphQLError) -> GraphQLError:
-    """`error` with a neutral message, unless it is one of ours (it has a code)."""
-    if isinstance(error, NeutralError) or (error.extensions or {}).get("code"):
+    """`error` with a neutral message, unless it is one of ours (it has a code) or a syntax
+    error (the parser knows no schema: it quotes only the document)."""
+    if isinstance(error, NeutralError | GraphQLSyntaxError) or (error.extensions or {}).get("code"):
         return error
     return NeutralError(
         neutral_message(error.message),

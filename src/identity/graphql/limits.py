@@ -8,7 +8,6 @@ cacheable by query text.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from graphql import (
     ASTValidationRule,
     DirectiveNode,
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -94,7 +94,7 @@ def bounds_rule(bounds: Bounds) -> type[ASTValidationRule]:
 
         def __init__(self, context: ValidationContext) -> None:
             super().__init__(context)
-            crowded = _crowded(context.document.definitions, bounds.directives_per_field)
+            crowded = _crowded(context.document, bounds.directives_per_field)
             if crowded is not None:
                 n = bounds.directives_per_field
                 context.report_error(
@@ -188,27 +188,19 @@ def _count(node: Node) -> int:
     return len(directives or ())
 
 
-def _crowded(definitions: Any, most: int) -> Node | None:
-    """The first node of the document (used or not) that carries more than `most` directives."""
-    for node in _nodes_with_directives(definitions):
-        if _count(node) > most:
-            return node
+def _crowded(document: DocumentNode, most: int) -> Node | None:
+    """The first node of the document (used or not, executable or not) that carries more
+    than `most` directives. No recursion: the parser lets a definition nest 200 deep."""
+    stack: list[Any] = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, tuple | list):
+            stack.extend(node)
+        elif isinstance(node, Node):
+            if _count(node) > most:
+                return node
+            stack.extend(getattr(node, key) for key in node.keys if key != "loc")
     return None
-
-
-def _nodes_with_directives(definitions: Any) -> Iterator[Node]:
-    for definition in definitions:
-        yield definition
-        yield from getattr(definition, "variable_definitions", None) or ()
-        stack: list[SelectionSetNode] = []
-        if getattr(definition, "selection_set", None) is not None:
-            stack.append(definition.selection_set)
-        while stack:  # no recursion: selection sets nest up to the parser's limit
-            for selection in stack.pop().selections:
-                yield selection
-                below: SelectionSetNode | None = getattr(selection, "selection_set", None)
-                if below is not None:
-                    stack.append(below)
 
 
 class OneCredentialCheck(ValidationRule):

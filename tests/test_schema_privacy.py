@@ -47,6 +47,7 @@ TYPE_GUESSES = words(
     User Users Role Permission Session Account Profile Admin Token AuthPayload Error
     ValidationError UserConnection UserEdge PageInfo AuditEvent UserFilter LoginInput
     RegisterInput Query Mutation String Int Boolean ID DateTime JSON Node Viewer Group
+    Factor FactorKind MfaRequired MfaMethod VerifyMfaInput Totp Passkey
     """
 )
 DIRECTIVE_GUESSES = words("include skip deprecated defer stream auth hasPermission cached live")
@@ -63,9 +64,12 @@ POSITIONS = {
     "UserEdge": "query { users { edges { %s } } }",
     "PageInfo": "query { users { pageInfo { %s } } }",
     "AuditEvent": "query { auditEvents { edges { node { %s } } } }",
+    "Factor": "query { me { factors { %s } } }",
     "Mutation": "mutation { %s }",
     "AuthPayload": 'mutation { login(input: {email: "a@b.co", password: "p"}) '
     "{ ... on AuthPayload { %s } } }",
+    "MfaRequired": 'mutation { login(input: {email: "a@b.co", password: "p"}) '
+    "{ ... on MfaRequired { %s } } }",
     "fragment": "query { me { ...Guess } } fragment Guess on User { %s }",
 }
 # Fields that take arguments, with their required ones given: the guesses are more arguments.
@@ -76,6 +80,7 @@ WITH_ARGUMENTS = [
     "query { auditEvents(%s) { totalCount } }",
     'mutation { login(input: {email: "a@b.co", password: "p"}, %s) { __typename } }',
     'mutation { revokeSession(id: "1", %s) { __typename } }',
+    'mutation { verifyMfa(input: {mfaToken: "t", totpCode: "1"}, %s) { __typename } }',
     "query { me @include(if: true, %s) { id } }",
 ]
 # Wrong values and input fields: the messages would name the expected type.
@@ -107,6 +112,7 @@ INPUT_VARIABLES = [
     ("mutation($i: RegisterInput!) { register(input: $i) { __typename } }", "i"),
     ("query($f: UserFilter) { users(filter: $f) { totalCount } }", "f"),
     ("query($f: AuditFilter) { auditEvents(filter: $f) { totalCount } }", "f"),
+    ("mutation($i: VerifyMfaInput!) { verifyMfa(input: $i) { __typename } }", "i"),
 ]
 BAD_VARIABLES: list[tuple[str, dict[str, Any]]] = [
     ("query($n: Int) { users(first: $n) { totalCount } }", {"n": "ten"}),
@@ -119,6 +125,9 @@ BAD_VARIABLES: list[tuple[str, dict[str, Any]]] = [
     ("query($f: AuditFilter) { auditEvents(filter: $f) { totalCount } }", {"f": {"since": 1}}),
     ("mutation($i: LoginInput!) { login(input: $i) { __typename } }", {"i": []}),
     ("mutation($i: LoginInput!) { login(input: $i) { __typename } }", {"i": {"email": 5}}),
+    ("mutation($i: VerifyMfaInput!) { verifyMfa(input: $i) { __typename } }", {"i": {}}),
+    ("{ me { factors { kind } } }", {}),
+    ('mutation { renameFactor(id: "1", label: 5) { __typename } }', {}),
 ]
 
 
@@ -225,7 +234,7 @@ async def test_development_keeps_graphql_cores_helpful_messages(client: httpx.As
     texts = await answers(client)
     named = {name for text in texts for name in NAMED_TYPE.findall(text)}
     # The probes reach the messages that name types: the production test can fail.
-    assert {"User", "Role", "Permission", "Session", "LoginInput", "Int", "ID"} <= named
+    assert {"User", "Role", "Permission", "Session", "Factor", "LoginInput", "Int", "ID"} <= named
     assert any("Did you mean" in text for text in texts)
     assert any("of type '[Permission!]!' must have a selection of subfields" in t for t in texts)
 

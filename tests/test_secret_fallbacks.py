@@ -6,14 +6,15 @@ phase 2 of a rotation (the new secret current, the old one a fallback) and check
 thing still works there, and that what phase 2 makes in its place opens with the new secret
 alone (so phase 3, which drops the old secret, leaves it working).
 
-Every capability that derives from or seals under the server secret adds one case to CASES:
-TOTP secrets, recovery codes (keyed by a data key sealed under the secret), mfaTokens and
-passkey challenges, webhook secrets, OAuth codes and grants. A case is a `make` run on the
-old instance, returning what it made, and a `use` run on the phase-2 instance.
+Every capability that derives from or seals under the server secret adds one case to CASES
+(still to come: passkey challenges, webhook secrets, OAuth codes and grants). A case is a
+`make` run on the old instance, returning what it made, and a `use` run on the phase-2
+instance; `Judge` says whether one secret alone opens a token or a sealed value.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -23,15 +24,15 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from identity.app import create_app
 from identity.clock import FrozenClock
 from identity.config import Settings
 from identity.container import Container
-from identity.db.models import SigningKey
-from identity.security.jwt import KEY_ENCRYPTION
+from identity.repositories.sealed import SEALED_COLUMNS
+from identity.security import totp
 from identity.services.auth import REFRESH_PURPOSE
+from identity.services.challenges import MFA, Challenges
 from identity.services.errors import InvalidToken
 from identity.services.paging import Cursors, InvalidPage
 from identity.services.tokens import EMAIL_CHANGE, INVITATION, PASSWORD_RESET, VERIFY_EMAIL
@@ -47,6 +48,16 @@ from tests.conftest import (
     signed_up,
     token_in,
     wait_for_mail,
+)
+from tests.mfa_helpers import (
+    Enrolled,
+    confirm,
+    enroll,
+    mfa_login,
+    sign_in_with_code,
+    start_enrollment,
+    verified_user,
+    verify,
 )
 
 OLD = "the-old-server-secret-" + "o" * 30
@@ -111,12 +122,23 @@ class Judge:
             return False
         return True
 
-    async def opens_key(self, kid: str) -> bool:
+    async def opens_challenge(self, token: str, purpose: str) -> bool:
+        async with self.container.reading() as uow:
+            try:
+                await Challenges(self.container.runtime).open(uow, token, purpose)
+            except InvalidToken:
+                return False
+        return True
+
+    async def opens_sealed(self, name: str, key: Any) -> bool:
+        """Whether this secret alone opens the value of SEALED_COLUMNS[name] in row `key`."""
+        column = next(c for c in SEALED_COLUMNS if c.name == name)
         async with self.container.reads() as db:
-            sealed = await db.scalar(select(SigningKey.private_key).where(SigningKey.kid == kid))
-        assert sealed is not None
+            row = await db.get(column.model, key)
+        assert row is not None
+        sealed = getattr(row, column.column)
         secret = self.container.runtime.secret
-        return secret.sealed_with(KEY_ENCRYPTION, sealed, kid.encode()) == 0
+        return secret.sealed_with(column.purpose, sealed, column.aad(row)) == 0
 
 
 class Rotation:
@@ -215,8 +237,7 @@ async def use_reset_link(new: Instance, token: Any, rotation: Rotation) -> None:
 
 
 async def make_verification_link(old: Instance) -> Any:
-    user = await signed_up(old.gql, "verify@example.com")
-    await one(old.gql, REQUEST_VERIFICATION, {}, token=user.access_token)
+    user = await signed_up(old.gql, "verify@example.com")  # registering mails the link
     return user, token_in(await old.mail(user.email, "Confirm your email"))
 
 
@@ -224,7 +245,6 @@ async def use_verification_link(new: Instance, made: Any, rotation: Rotation) ->
     _, token = made
     assert (await one(new.gql, VERIFY, {"t": token}))["__typename"] == "VerifyEmailSuccess"
     other = await signed_up(new.gql, "verify-new@example.com")
-    await one(new.gql, REQUEST_VERIFICATION, {}, token=other.access_token)
     fresh = token_in(await new.mail(other.email, "Confirm your email"))
     await made_with_the_new_secret_only(rotation, fresh, VERIFY_EMAIL)
 
@@ -314,13 +334,75 @@ async def use_signing_key(new: Instance, made: Any, rotation: Rotation) -> None:
     user, kid = made
     # An access token signed before the rotation, by a key sealed under the old secret.
     assert (await one(new.gql, ME, {}, token=user.access_token))["email"] == "keys@example.com"
-    assert not await (await rotation.judge(NEW)).opens_key(kid)
+    assert not await (await rotation.judge(NEW)).opens_sealed("signing keys", kid)
     async with new.container.unit_of_work() as uow:
         fresh = await new.container.keys.rotate(uow, activate_in=0)
-    assert await (await rotation.judge(NEW)).opens_key(fresh)
+    assert await (await rotation.judge(NEW)).opens_sealed("signing keys", fresh)
     rotation.clock.advance(seconds=1)
     again = await login(new.gql, "keys@example.com")
     assert (await one(new.gql, ME, {}, token=again.access_token))["email"] == "keys@example.com"
+
+
+async def make_totp_factor(old: Instance) -> Any:
+    user = await verified_user(old.gql, old.container, "totp@example.com")
+    enrolled = await enroll(old.gql, user, old.clock)
+    halfway = await verified_user(old.gql, old.container, "halfway@example.com")
+    started = await start_enrollment(old.gql, halfway.access_token)  # confirmed after
+    return enrolled, halfway, started
+
+
+async def use_totp_factor(new: Instance, made: Any, rotation: Rotation) -> None:
+    enrolled, halfway, started = made
+    # The TOTP secret sealed under the old secret opens: its codes sign in.
+    await sign_in_with_code(new.gql, enrolled.secret, new.clock, "totp@example.com")
+    # An enrolment started before the rotation (its token and its sealed secret) finishes.
+    code = totp.code_at(started["secret"], new.clock.now())
+    done = await confirm(new.gql, halfway.access_token, started["enrollmentToken"], code)
+    assert done["__typename"] == "ConfirmTotpEnrollmentSuccess", done
+    factor = uuid.UUID(done["factor"]["id"])
+    assert await (await rotation.judge(NEW)).opens_sealed("TOTP secrets", factor)
+    assert not await (await rotation.judge(OLD)).opens_sealed("TOTP secrets", factor)
+
+
+async def make_recovery_codes(old: Instance) -> Any:
+    user = await verified_user(old.gql, old.container, "codes@example.com")
+    return await enroll(old.gql, user, old.clock)
+
+
+async def use_recovery_codes(new: Instance, enrolled: Enrolled, rotation: Rotation) -> None:
+    """Recovery codes are HMACs under the data key, which is sealed under the secret: they
+    survive the whole rotation, phase 3 included, once `reencrypt` has re-sealed the key."""
+    code, later = enrolled.recovery_codes[:2]
+    step = await mfa_login(new.gql, "codes@example.com")
+    assert (await verify(new.gql, step["mfaToken"], recoveryCode=code))["__typename"] == (
+        "AuthPayload"
+    )
+    assert not await (await rotation.judge(NEW)).opens_sealed("data keys", "primary")
+    async with new.container.unit_of_work() as uow:
+        await new.container.secrets.reencrypt(uow)
+    assert await (await rotation.judge(NEW)).opens_sealed("data keys", "primary")
+    async with rotation.running(NEW) as after:  # phase 3: the old secret is gone
+        step = await mfa_login(after.gql, "codes@example.com")
+        assert (await verify(after.gql, step["mfaToken"], recoveryCode=later))["__typename"] == (
+            "AuthPayload"
+        )
+
+
+async def make_mfa_token(old: Instance) -> Any:
+    user = await verified_user(old.gql, old.container, "step@example.com")
+    enrolled = await enroll(old.gql, user, old.clock)
+    step = await mfa_login(old.gql, "step@example.com")
+    return enrolled, step["mfaToken"]
+
+
+async def use_mfa_token(new: Instance, made: Any, rotation: Rotation) -> None:
+    enrolled, token = made
+    code = totp.code_at(enrolled.secret, new.clock.now())
+    assert (await verify(new.gql, token, totpCode=code))["__typename"] == "AuthPayload"
+    new.clock.advance(30)
+    fresh = (await mfa_login(new.gql, "step@example.com"))["mfaToken"]
+    assert await (await rotation.judge(NEW)).opens_challenge(fresh, MFA)
+    assert not await (await rotation.judge(OLD)).opens_challenge(fresh, MFA)
 
 
 async def made_with_the_new_secret_only(rotation: Rotation, token: str, purpose: str) -> None:
@@ -344,6 +426,9 @@ CASES = [
     Case("links queued in the outbox before the rotation", make_queued_link, use_queued_link),
     Case("paging cursors", make_cursor, use_cursor),
     Case("signing keys and the access tokens they signed", make_signing_key, use_signing_key),
+    Case("TOTP secrets and enrolments under way", make_totp_factor, use_totp_factor),
+    Case("recovery codes, through the data key", make_recovery_codes, use_recovery_codes),
+    Case("mfaTokens", make_mfa_token, use_mfa_token),
 ]
 
 

@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from identity.services.secrets import SealedCount
 
 DERIVED = (
-    "identity: refresh tokens, links and cursors are not stored: each works while the secret "
-    "that made it is current or a fallback"
+    "identity: derived tokens (refresh tokens, links, mfaTokens, cursors) are not stored: each "
+    "works while the secret that made it is current or a fallback"
 )
 
 

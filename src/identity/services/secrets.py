@@ -14,6 +14,7 @@ from typing import Any
 
 from identity.config import ConfigError
 from identity.repositories.sealed import SEALED_COLUMNS, SealedColumn
+from identity.security.derive import DATA_KEY_PURPOSE
 from identity.security.jwt import KEY_ENCRYPTION
 from identity.services.runtime import Runtime
 from identity.services.uow import UnitOfWork
@@ -49,15 +50,17 @@ def advice(them: str) -> str:
 
 
 class SecretMismatch(ConfigError):
-    """Signing keys in the database that no secret of this process opens: the message is
+    """Sealed values needed at start-up that no secret of this process opens: the message is
     one line saying what is wrong and what to do."""
 
     @classmethod
-    def counted(cls, unopenable: int, total: int) -> SecretMismatch:
-        which = "none" if unopenable == total else f"{total - unopenable}"
+    def counted(cls, counts: Sequence[SealedCount]) -> SecretMismatch:
+        what = " and ".join(
+            f"{c.rows - c.unopenable or 'none'} of the {c.rows} {c.name}" for c in counts
+        )
         return cls(
-            f"IDENTITY_SECRET_KEY and IDENTITY_SECRET_KEY_FALLBACKS open {which} of the "
-            f"{total} signing keys in the database: {advice('them')}"
+            f"IDENTITY_SECRET_KEY and IDENTITY_SECRET_KEY_FALLBACKS open {what} in the "
+            f"database: {advice('them')}"
         )
 
     @classmethod
@@ -68,19 +71,29 @@ class SecretMismatch(ConfigError):
         )
 
 
+# What every process opens when it starts: a few rows, checked before it starts.
+_AT_START = (KEY_ENCRYPTION, DATA_KEY_PURPOSE)
+
+
 class Secrets:
     def __init__(self, rt: Runtime, columns: Sequence[SealedColumn] = SEALED_COLUMNS) -> None:
         self.rt = rt
         self.columns = columns
 
-    async def check_signing_keys(self, uow: UnitOfWork) -> None:
-        """Raise SecretMismatch unless every signing key opens with a known secret."""
-        signing = next(c for c in self.columns if c.purpose == KEY_ENCRYPTION)
-        count = SealedCount(signing.name, [0] * self.rt.secret.generations)
-        async for row, value in self._values(uow, signing):
-            self._generation(signing, row, value, count)
-        if count.unopenable:
-            raise SecretMismatch.counted(count.unopenable, count.rows)
+    async def check_start_up(self, uow: UnitOfWork) -> None:
+        """Raise SecretMismatch unless every signing key and data key opens with a secret
+        of this process (a server opens them all when it starts)."""
+        failing = []
+        for column in self.columns:
+            if column.purpose not in _AT_START:
+                continue
+            count = SealedCount(column.name, [0] * self.rt.secret.generations)
+            async for row, value in self._values(uow, column):
+                self._generation(column, row, value, count)
+            if count.unopenable:
+                failing.append(count)
+        if failing:
+            raise SecretMismatch.counted(failing)
 
     async def check(self, uow: UnitOfWork) -> list[SealedCount]:
         """For each sealed column: how many values the current secret and each fallback open."""

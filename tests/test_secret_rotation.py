@@ -93,6 +93,14 @@ def assert_one_line_naming_the_problem(stderr: str) -> None:
 # A wrong secret at start-up ---------------------------------------------------------------------
 
 
+async def migrate_revision(url: str, tmp_path: Path) -> str | None:
+    container = Container.create(make_settings(url, tmp_path))
+    try:
+        return await migrate.current_revision(container.engine)
+    finally:
+        await container.close()
+
+
 async def keys_sealed_under(database_url: str, tmp_path: Path, secret: str, count: int) -> None:
     """Signing keys made by a process whose secret is `secret` (in this one, to save time)."""
     container = Container.create(make_settings(database_url, tmp_path, secret_key=secret))
@@ -108,9 +116,14 @@ async def test_a_secret_that_opens_no_signing_key_stops_the_server_with_one_line
     tmp_path: Path,
 ) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
-    await asyncio.to_thread(migrate.upgrade, url)
+    await asyncio.to_thread(migrate.upgrade, url, "0004")  # a migration behind: no data keys
     await keys_sealed_under(url, tmp_path, OLD, 1)
     env = clean_env(IDENTITY_DATABASE_URL=url)
+    # Checked before the migration a development server would run.
+    behind = serve_fails(secrets_env(env, NEW), tmp_path)
+    assert_one_line_naming_the_problem(behind)
+    assert await migrate_revision(url, tmp_path) == "0004"  # nothing was migrated
+    await asyncio.to_thread(migrate.upgrade, url)
 
     for wrong in (secrets_env(env, NEW), secrets_env(env, NEW, OTHER)):
         stderr = serve_fails(wrong, tmp_path)

@@ -63,6 +63,12 @@ class SealedRepository:
             stmt = stmt.where(tuple_(*keys) > tuple_(*after))
         return list((await self.db.execute(stmt)).scalars())
 
+    async def exists(self, sealed: SealedColumn) -> bool:
+        """Whether the column's table exists yet (a database a migration behind may lack it)."""
+        name = sealed.model.__table__.name  # type: ignore[attr-defined]
+        connection = await self.db.connection()
+        return bool(await connection.run_sync(lambda sync: inspect(sync).has_table(name)))
+
     def key_of(self, row: Any) -> tuple[Any, ...]:
         identity = inspect(row).identity
         assert identity is not None

@@ -65,12 +65,10 @@ class Settings(BaseSettings):
     secret_key_file: Path = Path(".identity-secret")
     """Where development keeps the generated secret (file mode 600) while `IDENTITY_SECRET_KEY`
     is unset."""
-    # Earlier secrets, comma-separated: they still open and check what they made (verify
-    # only); everything new is made with IDENTITY_SECRET_KEY. See `identity secret`.
     secret_key_fallbacks: Annotated[list[SecretStr], NoDecode] = []
     """Earlier server secrets, comma-separated, each at least 32 characters: they still open and
     check what they made (verification only); everything new is made with
-    `IDENTITY_SECRET_KEY`."""
+    `IDENTITY_SECRET_KEY`. See `identity secret check | reencrypt`."""
 
     public_url: str = ""
     """Where clients reach identity: the default JWT issuer, `{public_url}` in mailed links, and
@@ -131,6 +129,12 @@ class Settings(BaseSettings):
     such as a mirror made with `examples/graphiql-assets`."""
     introspection: bool | None = None
     """Answer introspection queries. Unset: on in development, off in production."""
+    graphql_hints: bool | None = None
+    """Validation messages that name types and suggest fields. Unset: on in development, off in
+    production, where neutral messages replace them."""
+    graphql_get: bool | None = None
+    """Run queries sent with GET on `/graphql`. Unset: on in development, off in production;
+    GraphiQL's page is not affected."""
     max_body_size: int = Field(default=64 * 1024, ge=1024)
     """Bytes; a larger request body gets HTTP 413 before it is parsed."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -201,6 +205,10 @@ class Settings(BaseSettings):
     """Tokens (names, punctuation, values) in a query."""
     max_query_size: int = Field(default=16 * 1024, ge=1024)
     """Characters in a query."""
+    max_directives: int = Field(default=30, ge=1)
+    """Directives in one operation, fragments counted each time they are spread."""
+    max_directives_per_field: int = Field(default=4, ge=1)
+    """Directives on one field, fragment or operation."""
 
     # Mail
     mail_url: str | None = None
@@ -421,6 +429,14 @@ class Settings(BaseSettings):
     @property
     def introspection_enabled(self) -> bool:
         return self.introspection if self.introspection is not None else not self.is_production
+
+    @property
+    def graphql_hints_enabled(self) -> bool:
+        return self.graphql_hints if self.graphql_hints is not None else not self.is_production
+
+    @property
+    def graphql_get_enabled(self) -> bool:
+        return self.graphql_get if self.graphql_get is not None else not self.is_production
 
     def secret(self) -> bytes:
         """The server secret; in development it is generated into `secret_key_file`."""

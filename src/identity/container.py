@@ -32,6 +32,7 @@ from identity.services.reauth import Reauthentication
 from identity.services.recovery import RESET_REQUEST, Recovery
 from identity.services.roles import Roles
 from identity.services.runtime import Runtime
+from identity.services.secrets import Secrets
 from identity.services.throttle import Throttle
 from identity.services.tokens import OneTimeTokens
 from identity.services.transfer import Transfer
@@ -59,6 +60,7 @@ class Container:
     challenges: Challenges
     datakeys: DataKeys
     keys: Keys
+    secrets: Secrets
     tokens: OneTimeTokens
     transfer: Transfer
     webhooks: Webhooks
@@ -141,6 +143,7 @@ class Container:
             challenges=challenges,
             datakeys=datakeys,
             keys=Keys(runtime),
+            secrets=Secrets(runtime),
             tokens=tokens,
             transfer=Transfer(runtime),
             webhooks=Webhooks(runtime),

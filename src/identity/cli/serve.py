@@ -74,6 +74,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     # Workers read their settings again: what the command line chose must reach them too
     # (and a public URL left to its default follows the port).
     os.environ["IDENTITY_HOST"], os.environ["IDENTITY_PORT"] = host, str(port)
+    # A secret that opens no signing key (or data key) would fail every worker's start-up
+    # with a traceback: said here, before anything else, in one line (a ConfigError).
+    execute(_check_secret(settings))
     if settings.migrate_on_start:
         migrate.upgrade(settings.database_url)
     else:
@@ -110,6 +113,20 @@ async def _check_migrated(settings: Settings) -> None:
         await migrate.check_migrated(engine)
     finally:
         await engine.dispose()
+
+
+async def _check_secret(settings: Settings) -> None:
+    from identity.container import Container
+    from identity.db import migrate
+
+    container = Container.create(settings)
+    try:
+        if await migrate.current_revision(container.engine) is None:
+            return  # a new database: its first key will be sealed with this secret
+        async with container.unit_of_work() as uow:
+            await container.secrets.check_start_up(uow)
+    finally:
+        await container.close()
 
 
 def _port_free(host: str, port: int) -> bool:

@@ -1,21 +1,27 @@
-"""Bounds on what one request may ask: depth, aliases, tokens, size, credential checks.
+"""Bounds on what one request may ask: depth, aliases, directives, fragments, credential checks.
 
-Each refusal is a GraphQL error with `extensions.code = QUERY_TOO_COMPLEX` (HTTP 400). The
-rules are classes built once per schema, so validation results stay cacheable.
+Each refusal is a GraphQL error with `extensions.code = QUERY_TOO_COMPLEX` (HTTP 400). They
+run before graphql-core's own rules, so a refused document costs one walk over its syntax
+tree. The rules are classes built once per set of bounds, so validation results stay
+cacheable by query text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from graphql import (
     ASTValidationRule,
+    DirectiveNode,
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
     InlineFragmentNode,
+    Node,
     OperationDefinitionNode,
     SelectionSetNode,
     ValidationContext,
@@ -43,87 +49,158 @@ CREDENTIAL_MUTATIONS = frozenset(
     }
 )
 
+# Fragments spreading fragments: a client's components nest a few levels, never dozens. A
+# longer chain is refused here, before graphql-core's rules walk it (past 200 levels they
+# give up with "Validation aborted.").
+MAX_FRAGMENT_NESTING = 50
+
 
 def too_complex(message: str, nodes: Any = None) -> GraphQLError:
     return GraphQLError(message, nodes, extensions={"code": CODE})
 
 
-def depth_rule(max_depth: int) -> type[ASTValidationRule]:
-    class MaxDepth(ValidationRule):
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    depth: int
+    aliases: int
+    directives: int  # in one operation, as executed
+    directives_per_field: int  # on one field, fragment, operation or variable
+
+
+@dataclass(frozen=True, slots=True)
+class _Cost:
+    """An operation's measures, fragments expanded as executed."""
+
+    depth: int = 0
+    aliases: int = 0
+    directives: int = 0
+
+    def __add__(self, other: _Cost) -> _Cost:  # siblings: the deepest, the sum of counts
+        return _Cost(
+            max(self.depth, other.depth),
+            self.aliases + other.aliases,
+            self.directives + other.directives,
+        )
+
+
+class _TooNested(Exception):
+    pass
+
+
+def bounds_rule(bounds: Bounds) -> type[ASTValidationRule]:
+    class Bounded(ValidationRule):
+        """Depth, aliases and directives as executed: a fragment counts each time it is
+        spread, so nesting fragments cannot multiply them past the bounds."""
+
         def __init__(self, context: ValidationContext) -> None:
             super().__init__(context)
-            for operation, depth in _measure(context, _levels, max):
-                if depth > max_depth:
-                    name = operation.name.value if operation.name else "the operation"
+            crowded = _crowded(context.document, bounds.directives_per_field)
+            if crowded is not None:
+                n = bounds.directives_per_field
+                context.report_error(
+                    too_complex(f"More than {n} directives on one field or fragment.", crowded)
+                )
+                return
+            try:
+                costs = _measure(context)
+            except _TooNested:
+                context.report_error(
+                    too_complex(f"Fragments are nested more than {MAX_FRAGMENT_NESTING} deep.")
+                )
+                return
+            except RecursionError:  # deep nesting in every one of many fragments
+                context.report_error(too_complex("The document nests too deeply."))
+                return
+            for operation, cost in costs:
+                name = operation.name.value if operation.name else "the operation"
+                if cost.depth > bounds.depth:
                     context.report_error(
                         too_complex(
-                            f"{name} is {depth} levels deep; at most {max_depth} are allowed.",
+                            f"{name} is {cost.depth} levels deep; "
+                            f"at most {bounds.depth} are allowed.",
                             operation,
                         )
                     )
-
-    return MaxDepth
-
-
-def alias_rule(max_aliases: int) -> type[ASTValidationRule]:
-    class MaxAliases(ValidationRule):
-        """Aliases as executed: a fragment counts each time it is spread, so nesting
-        fragments cannot multiply aliases past the bound."""
-
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            for operation, count in _measure(context, _aliases, sum):
-                if count > max_aliases:
+                if cost.aliases > bounds.aliases:
                     context.report_error(
-                        too_complex(f"More than {max_aliases} aliases in one request.", operation)
+                        too_complex(
+                            f"More than {bounds.aliases} aliases in one request.", operation
+                        )
+                    )
+                if cost.directives > bounds.directives:
+                    context.report_error(
+                        too_complex(
+                            f"More than {bounds.directives} directives in one request.", operation
+                        )
                     )
 
-    return MaxAliases
+    return Bounded
 
 
-def _levels(field: FieldNode, below: int) -> int:
-    return 1 + below
-
-
-def _aliases(field: FieldNode, below: int) -> int:
-    return (field.alias is not None) + below
-
-
-def _measure(
-    context: ValidationContext,
-    field: Callable[[FieldNode, int], int],
-    combine: Callable[[list[int]], int],
-) -> list[tuple[OperationDefinitionNode, int]]:
-    """A number for each operation, fragments expanded as executed: `field` gives a field's
-    number from its selections' (`below`), `combine` joins the numbers of one selection set
-    (max for depth, sum for counts). Each fragment is measured once."""
+def _measure(context: ValidationContext) -> list[tuple[OperationDefinitionNode, _Cost]]:
+    """Each operation's cost; each fragment is measured once."""
     definitions = context.document.definitions
     fragments = {d.name.value: d for d in definitions if isinstance(d, FragmentDefinitionNode)}
-    memo: dict[str, int] = {}
+    memo: dict[str, _Cost] = {}
 
-    def measure(selection_set: SelectionSetNode, path: frozenset[str]) -> int:
-        values = [0]
+    def measure(selection_set: SelectionSetNode, path: frozenset[str]) -> _Cost:
+        total = _Cost()
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
-                below = selection.selection_set
-                values.append(field(selection, measure(below, path) if below else 0))
+                below = (
+                    measure(selection.selection_set, path) if selection.selection_set else _Cost()
+                )
+                total += _Cost(
+                    1 + below.depth,
+                    (selection.alias is not None) + below.aliases,
+                    len(selection.directives or ()) + below.directives,
+                )
             elif isinstance(selection, InlineFragmentNode):
-                values.append(measure(selection.selection_set, path))
+                inner = measure(selection.selection_set, path)
+                total += _Cost(inner.depth, inner.aliases, inner.directives + _count(selection))
             elif isinstance(selection, FragmentSpreadNode):
                 name = selection.name.value
                 fragment = fragments.get(name)
                 if fragment is None or name in path:  # unknown or cyclic: other rules report it
                     continue
+                if len(path) >= MAX_FRAGMENT_NESTING:
+                    raise _TooNested
                 if name not in memo:
-                    memo[name] = measure(fragment.selection_set, path | {name})
-                values.append(memo[name])
-        return combine(values)
+                    inner = measure(fragment.selection_set, path | {name})
+                    memo[name] = _Cost(
+                        inner.depth, inner.aliases, inner.directives + _count(fragment)
+                    )
+                spread = memo[name]
+                total += _Cost(spread.depth, spread.aliases, spread.directives + _count(selection))
+        return total
 
-    return [
-        (d, measure(d.selection_set, frozenset()))
-        for d in definitions
-        if isinstance(d, OperationDefinitionNode)
-    ]
+    costs = []
+    for definition in definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            cost = measure(definition.selection_set, frozenset())
+            own = _count(definition) + sum(_count(v) for v in definition.variable_definitions or ())
+            costs.append((definition, _Cost(cost.depth, cost.aliases, cost.directives + own)))
+    return costs
+
+
+def _count(node: Node) -> int:
+    directives: tuple[DirectiveNode, ...] | None = getattr(node, "directives", None)
+    return len(directives or ())
+
+
+def _crowded(document: DocumentNode, most: int) -> Node | None:
+    """The first node of the document (used or not, executable or not) that carries more
+    than `most` directives. No recursion: the parser lets a definition nest 200 deep."""
+    stack: list[Any] = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, tuple | list):
+            stack.extend(node)
+        elif isinstance(node, Node):
+            if _count(node) > most:
+                return node
+            stack.extend(getattr(node, key) for key in node.keys if key != "loc")
+    return None
 
 
 class OneCredentialCheck(ValidationRule):
@@ -148,5 +225,7 @@ class OneCredentialCheck(ValidationRule):
                 )
 
 
-def limit_rules(max_depth: int, max_aliases: int) -> tuple[type[ASTValidationRule], ...]:
-    return (depth_rule(max_depth), alias_rule(max_aliases), OneCredentialCheck)
+@lru_cache(maxsize=16)
+def limit_rules(bounds: Bounds) -> tuple[type[ASTValidationRule], ...]:
+    """The same bounds give the same rule classes: validation stays cached across apps."""
+    return (bounds_rule(bounds), OneCredentialCheck)

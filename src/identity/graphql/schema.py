@@ -17,12 +17,14 @@ from graphql import (
     validate,
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql.validation.validate import ValidationAbortedError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from identity.config import Settings
-from identity.graphql.limits import limit_rules, too_complex
+from identity.graphql.hints import neutral
+from identity.graphql.limits import CODE, Bounds, limit_rules, too_complex
 from identity.graphql.mutations.account import AccountMutations
 from identity.graphql.mutations.admin import AdminMutations
 from identity.graphql.mutations.auth import AuthMutations
@@ -55,7 +57,7 @@ def build_schema(settings: Settings) -> Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
-        config=StrawberryConfig(disable_field_suggestions=settings.is_production),
+        config=StrawberryConfig(disable_field_suggestions=not settings.graphql_hints_enabled),
     )
 
 
@@ -75,9 +77,16 @@ def _validate(
     query: str,
     max_tokens: int,
     rules: tuple[type[ASTValidationRule], ...],
-    hide_suggestions: bool,
+    hints: bool,
 ) -> list[GraphQLError]:
-    return validate(schema, _parse(query, max_tokens), rules, hide_suggestions=hide_suggestions)
+    errors = validate(schema, _parse(query, max_tokens), rules, hide_suggestions=not hints)
+    aborted = [error for error in errors if isinstance(error, ValidationAbortedError)]
+    if aborted:
+        # Too many errors, or fragments nested past graphql-core's recursion guard: the
+        # document is refused as too complex, not answered with what was found so far.
+        ours = [error for error in errors if (error.extensions or {}).get("code") == CODE]
+        return ours or [too_complex("The document is too complex to validate.")]
+    return errors if hints else [neutral(error) for error in errors]
 
 
 class Documents:
@@ -91,8 +100,15 @@ class Documents:
     def __init__(self, schema: Schema, settings: Settings) -> None:
         self.schema = schema._schema
         self.rules = validation_rules(settings)
-        self.limits = limit_rules(settings.max_query_depth, settings.max_aliases)
-        self.hide_suggestions = settings.is_production
+        self.limits = limit_rules(
+            Bounds(
+                depth=settings.max_query_depth,
+                aliases=settings.max_aliases,
+                directives=settings.max_directives,
+                directives_per_field=settings.max_directives_per_field,
+            )
+        )
+        self.hints = settings.graphql_hints_enabled
         self.max_tokens = settings.max_tokens
         self.max_size = settings.max_query_size
 
@@ -108,8 +124,8 @@ class Documents:
             return None, [exc]
         # The limits first: a refused document is not validated any further.
         errors = _validate(
-            self.schema, query, self.max_tokens, self.limits, self.hide_suggestions
-        ) or _validate(self.schema, query, self.max_tokens, self.rules, self.hide_suggestions)
+            self.schema, query, self.max_tokens, self.limits, self.hints
+        ) or _validate(self.schema, query, self.max_tokens, self.rules, self.hints)
         return (None, errors) if errors else (document, [])
 
 

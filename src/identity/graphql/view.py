@@ -27,6 +27,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from identity.container import Container
 from identity.graphql.context import Context
 from identity.graphql.graphiql import PUBLIC_CDN, graphiql_page
+from identity.graphql.hints import neutral
 from identity.graphql.schema import Documents, Schema
 from identity.http import BodyTooLarge, is_json
 
@@ -49,6 +50,9 @@ class GraphQLEndpoint:
         self.container = container
         self.schema = schema._schema
         self.documents = Documents(schema, settings)
+        # Operations in a URL can be sent cross-site by any page (a link, an image): off in
+        # production unless IDENTITY_GRAPHQL_GET turns them on. GraphiQL itself POSTs.
+        self.operations_via_get = settings.graphql_get_enabled
         self.graphiql_html: str | None = None
         if settings.graphiql_enabled:
             template = get_graphql_ide_html(graphql_ide="graphiql")
@@ -88,19 +92,30 @@ class GraphQLEndpoint:
         return await self.run(request, data, _QUERIES_AND_MUTATIONS)
 
     async def get(self, request: Request) -> Response:
-        """Queries in the URL (never mutations), or GraphiQL for a browser."""
+        """Queries in the URL (never mutations, and only where allowed), or GraphiQL."""
         params = request.query_params
-        if "query" not in params:
-            if self.graphiql_html is None:
-                return _refusal(404, "Send a GraphQL operation: POST it as application/json.")
-            if "text/html" not in request.headers.get("accept", ""):
-                return _refusal(
-                    404,
-                    "Send a GraphQL operation: POST it as application/json, or GET with "
-                    "?query=…; a browser (Accept: text/html) gets the GraphiQL explorer here.",
-                )
+        browser = "text/html" in request.headers.get("accept", "")
+        if "query" in params and self.operations_via_get:
+            return await self.run_from_url(request)
+        if self.graphiql_html is not None and browser:
+            # GraphiQL's page, also for a URL that prefills it with ?query=…
             headers = {"Content-Security-Policy": self.graphiql_csp, "Cache-Control": "no-store"}
             return HTMLResponse(self.graphiql_html, headers=headers)
+        if "query" in params:
+            return _refusal(
+                405, "Operations over GET are turned off: POST them.", {"Allow": "POST"}
+            )
+        if self.graphiql_html is None:
+            return _refusal(404, "Send a GraphQL operation: POST it as application/json.")
+        return _refusal(
+            404,
+            "Send a GraphQL operation: POST it as application/json"
+            + (", or GET with ?query=…" if self.operations_via_get else "")
+            + "; a browser (Accept: text/html) gets the GraphiQL explorer here.",
+        )
+
+    async def run_from_url(self, request: Request) -> Response:
+        params = request.query_params
         data = {"query": params["query"], "operationName": params.get("operationName")}
         if params.get("variables"):
             try:
@@ -137,7 +152,7 @@ class GraphQLEndpoint:
                 executor_class=StrawberryGraphQLCoreExecutionContext,
                 is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
                 # Variables are checked here, not in validation: no "Did you mean" there either.
-                hide_suggestions=self.documents.hide_suggestions,
+                hide_suggestions=not self.documents.hints,
             )
             result = await outcome if isinstance(outcome, Awaitable) else outcome
             if operation is not None and operation.name is not None:
@@ -172,6 +187,8 @@ class GraphQLEndpoint:
         """Expected errors as they are; anything else logged with its trace, and masked."""
         original = error.original_error
         expected = original is None or isinstance(original, GraphQLError)
+        if expected and not self.documents.hints:
+            return neutral(error)  # also a variable's value: no "Found: …" in neutral messages
         if expected and error.message.startswith("Variable '$"):
             # graphql-core quotes the variable's value ("Found: {...}"): a password among them
             # would come back in the answer, and from there into client-side error reports.

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
 from identity.db.models import Challenge, DataKey, Factor, SigningKey, WebhookSecret
+from identity.repositories import rowcount
 from identity.security import totp, webhooks
 from identity.security.derive import DATA_KEY_PURPOSE
 from identity.security.jwt import KEY_ENCRYPTION
@@ -65,13 +66,23 @@ class SealedRepository:
             stmt = stmt.where(tuple_(*keys) > tuple_(*after))
         return list((await self.db.execute(stmt)).scalars())
 
+    async def exists(self, sealed: SealedColumn) -> bool:
+        """Whether the column's table exists yet (a database a migration behind may lack it)."""
+        name = sealed.model.__table__.name  # type: ignore[attr-defined]
+        connection = await self.db.connection()
+        return bool(await connection.run_sync(lambda sync: inspect(sync).has_table(name)))
+
     def key_of(self, row: Any) -> tuple[Any, ...]:
         identity = inspect(row).identity
         assert identity is not None
         return tuple(identity)
 
-    async def store(self, sealed: SealedColumn, row: Any, value: bytes) -> None:
+    async def store(self, sealed: SealedColumn, row: Any, value: bytes, *, was: bytes) -> bool:
+        """Replace the row's sealed value, unless it is no longer `was`: a running server may
+        have changed it meanwhile (a new TOTP secret, a rotated webhook secret), and that
+        newer value must not be overwritten by a re-sealed older one. True if stored."""
         model = sealed.model
         keys = list(inspect(model).primary_key)
-        stmt = update(model).where(tuple_(*keys) == tuple_(*self.key_of(row)))
-        await self.db.execute(stmt.values({sealed.column: value}))
+        column = getattr(model, sealed.column)
+        stmt = update(model).where(tuple_(*keys) == tuple_(*self.key_of(row)), column == was)
+        return await rowcount(self.db, stmt.values({sealed.column: value})) == 1

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from identity.security.jwt import KeyState, generate_key
+from identity.security.derive import Unsealable
+from identity.security.jwt import KeyState, StoredKey, generate_key
 from identity.services.runtime import Runtime
+from identity.services.secrets import SecretMismatch
 from identity.services.uow import UnitOfWork
 
 _LOCK = "signing-keys"
@@ -23,13 +25,19 @@ class Keys:
         self.rt = rt
 
     async def reload(self, uow: UnitOfWork) -> None:
-        self.rt.keyring.load(await uow.keys.all())
+        self._load(await uow.keys.all())
         await uow.release()
+
+    def _load(self, stored: list[StoredKey]) -> None:
+        try:
+            self.rt.keyring.load(stored)
+        except Unsealable as exc:
+            raise SecretMismatch.of(str(exc)) from None
 
     async def ensure_signer(self, uow: UnitOfWork) -> str | None:
         """At first start, create a key that signs at once (no cache can hold an older JWKS)."""
         await uow.locks.hold(_LOCK)
-        self.rt.keyring.load(await uow.keys.all())
+        self._load(await uow.keys.all())
         now = self.rt.clock.now()
         if self.rt.keyring.has_signer(now):
             await uow.release()
@@ -62,10 +70,10 @@ class Keys:
         """
         await uow.locks.hold(_LOCK)
         now = self.rt.clock.now()
-        self.rt.keyring.load(await uow.keys.all())
+        self._load(await uow.keys.all())
         was_signing = any(s.kid == kid and s.state == "active" for s in self.rt.keyring.states(now))
         revoked = await uow.keys.revoke(kid, now)
-        self.rt.keyring.load(await uow.keys.all())
+        self._load(await uow.keys.all())
         replacement = None
         if was_signing or not self.rt.keyring.has_signer(now):
             replacement = self._add(uow, activate_in=0, note=f"replaces revoked {kid}")

@@ -18,6 +18,7 @@ from identity.repositories.keys import KeyRepository
 from identity.repositories.locks import LockRepository
 from identity.repositories.outbox import OutboxRepository
 from identity.repositories.roles import RoleRepository
+from identity.repositories.sealed import SealedRepository
 from identity.repositories.sessions import SessionRepository
 from identity.repositories.tokens import OneTimeTokenRepository
 from identity.repositories.transfer import TransferRepository
@@ -147,6 +148,10 @@ class UnitOfWork:
     @cached_property
     def data_keys(self) -> DataKeyRepository:
         return DataKeyRepository(self.db)
+
+    @cached_property
+    def sealed(self) -> SealedRepository:
+        return SealedRepository(self.db)
 
     @cached_property
     def transfer(self) -> TransferRepository:

@@ -248,6 +248,9 @@ def start_identity(folder: Path) -> Identity:
     # Signing keys are reloaded every second, so a rotation reaches the server quickly.
     env = server_env(f"sqlite+aiosqlite:///{folder / 'identity.db'}")
     env["IDENTITY_KEY_REFRESH_INTERVAL"] = "1"
+    # The rotation tests sign in every 0.2 s until the new key signs, from one address.
+    env["IDENTITY_RATE_LIMIT_LOGIN_ADDRESS"] = "10000/minute"
+    env["IDENTITY_RATE_LIMIT_LOGIN_ACCOUNT"] = "10000/minute"
     return Identity(Server(env, folder), env, folder)
 
 

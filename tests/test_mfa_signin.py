@@ -276,11 +276,13 @@ async def test_sign_in_with_recovery_codes(
     me = (await gql("{ me { recoveryCodesLeft } }", token=enrolled.user.access_token))["data"]
     assert me["me"]["recoveryCodesLeft"] == 6
     mails = await wait_for_mail(container, smtp, "ann@example.com", 4, subject="recovery code")
-    assert "6 recovery codes are left" in text_of(mails[-1])
+    # The test and the app's own sender both deliver: the mails may arrive in any order.
+    assert any("6 recovery codes are left" in text_of(mail) for mail in mails)
     for code in codes[4:8]:
         await verify(gql, (await mfa_login(gql))["mfaToken"], recoveryCode=code)
     mails = await wait_for_mail(container, smtp, "ann@example.com", 8, subject="recovery code")
-    assert "Only 2 recovery codes are left" in text_of(mails[-1])
+    texts = [text_of(mail) for mail in mails[4:]]
+    assert sum("Only 2 recovery codes are left" in text for text in texts) == 1, texts
     for code in codes[8:]:
         await verify(gql, (await mfa_login(gql))["mfaToken"], recoveryCode=code)
     mails = await wait_for_mail(container, smtp, "ann@example.com", 10, subject="recovery code")

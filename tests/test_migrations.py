@@ -195,3 +195,32 @@ async def test_0006_upgrades_a_database_with_users_and_mail_in_it(empty_database
             assert admin == 2
     finally:
         await engine.dispose()
+
+
+async def test_external_accounts_upgrade_a_database_with_users(empty_database: str) -> None:
+    """0006 → 0007 on a database in use: users keep their passwords, none is linked yet."""
+    from sqlalchemy import text
+
+    await asyncio.to_thread(migrate.upgrade, empty_database, "0006")
+    engine = create_async_engine(empty_database, poolclass=NullPool)
+    user_id = uuid.uuid4()
+    sqlite = empty_database.startswith("sqlite")
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO users (id, email, password_hash, first_name, last_name,"
+                    " is_active, is_verified, created_at, updated_at)"
+                    " VALUES (:id, 'old@example.com', 'x', 'Old', 'User', true, true,"
+                    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"id": user_id.hex if sqlite else str(user_id)},
+            )
+        await asyncio.to_thread(migrate.upgrade, empty_database)
+        async with engine.connect() as connection:
+            users = (await connection.execute(text("SELECT email, password_hash FROM users"))).all()
+            linked = await connection.scalar(text("SELECT count(*) FROM external_accounts"))
+    finally:
+        await engine.dispose()
+    assert [tuple(u) for u in users] == [("old@example.com", "x")]
+    assert linked == 0

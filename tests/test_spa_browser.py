@@ -67,9 +67,9 @@ def spa_documents() -> list[str]:
 def test_the_apps_graphql_is_valid_and_every_union_member_is_handled() -> None:
     schema = build_schema((REPO / "schema.graphql").read_text(encoding="utf-8"))
     documents = spa_documents()
-    # identity.js: login, verifyMfa, refresh, logout; app.js: me, register, password, two for
-    # sessions, three for factors
-    assert len(documents) == 12
+    # identity.js: login, verifyMfa, refresh, logout, start and finish with a provider; app.js:
+    # me, register, password, two for sessions, three for factors, providers, link, unlink
+    assert len(documents) == 17
     source = "\n".join(f.read_text() for f in SPA.glob("*.js"))
     handled = set(re.findall(r'case "(\w+)":', source))
     unhandled = []
@@ -134,9 +134,16 @@ class Stack:
 
 
 @contextmanager
-def running_stack(tmp_path: Path, api_host: str = "localhost") -> Iterator[Stack]:
-    """identity on http://{api_host}:A, the app on http://localhost:B."""
-    api_port, spa_port = free_port(), free_port()
+def running_stack(
+    tmp_path: Path,
+    api_host: str = "localhost",
+    *,
+    api_port: int | None = None,
+    spa_port: int | None = None,
+    **env: str,
+) -> Iterator[Stack]:
+    """identity on http://{api_host}:A, the app on http://localhost:B; `env` for identity."""
+    api_port, spa_port = api_port or free_port(), spa_port or free_port()
     api, spa = f"http://{api_host}:{api_port}", f"http://localhost:{spa_port}"
     extra = "" if api_host == "localhost" else api  # the shipped CSP allows localhost only
     handler = type("Handler", (SpaFiles,), {"api_url": api, "extra_connect_src": extra})
@@ -151,6 +158,7 @@ def running_stack(tmp_path: Path, api_host: str = "localhost") -> Iterator[Stack
         IDENTITY_CORS_ORIGINS=spa,
         IDENTITY_ACCESS_TOKEN_TTL=str(ACCESS_TOKEN_TTL),
         IDENTITY_MAIL_URL=f"file://{mail}",
+        **env,
     )
     try:
         server = Server(env, tmp_path, port=api_port)

@@ -18,6 +18,31 @@ const ME = /* GraphQL */ `
       sessions { id current userAgent ipAddress createdAt lastUsedAt aal }
       mfaEnabled recoveryCodesLeft
       factors { id kind label createdAt lastUsedAt }
+      externalAccounts { id provider email linkedAt }
+    }
+  }`;
+
+const PROVIDERS = /* GraphQL */ `
+  query SignInProviders {
+    externalProviders { id name }
+  }`;
+
+const LINK_ACCOUNT = /* GraphQL */ `
+  mutation LinkProviderAccount($input: FinishExternalLoginInput!) {
+    linkExternalAccount(input: $input) {
+      __typename
+      ... on LinkExternalAccountSuccess { externalAccount { id provider } }
+      ... on Error { message }
+    }
+  }`;
+
+const UNLINK_ACCOUNT = /* GraphQL */ `
+  mutation UnlinkProviderAccount($id: ID!) {
+    unlinkExternalAccount(id: $id) {
+      __typename
+      ... on UnlinkExternalAccountSuccess { message }
+      ... on ValidationError { message fields { field code message } }
+      ... on Error { message }
     }
   }`;
 
@@ -350,7 +375,170 @@ async function loadProfile() {
   $("#change-password").elements.username.value = me.email;
   renderSessions(me.sessions);
   renderFactors(me);
+  renderLinkedAccounts(me.externalAccounts);
   show("signed-in");
+}
+
+// ---------------------------------------------------------------------------------------
+// Other sign-in providers: the buttons, the way back, linking and unlinking
+
+// identity sends the browser back here (this page, exactly as on IDENTITY_OIDC_RETURN_URLS).
+const RETURN_TO = location.origin + location.pathname;
+let providers = [];
+
+function providerName(id) {
+  return providers.find((provider) => provider.id === id)?.name ?? id;
+}
+
+function providerButton(provider, label, handler) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = label;
+  button.dataset.provider = provider.id;
+  onClick(button, handler);
+  return button;
+}
+
+function renderProviders() {
+  $("#providers").hidden = providers.length === 0;
+  $("#provider-buttons").replaceChildren(
+    ...providers.map((p) => providerButton(p, `Sign in with ${p.name}`, () => goToProvider(p.id))),
+  );
+  $("#link-buttons").replaceChildren(
+    ...providers.map((p) => providerButton(p, `Link ${p.name}`, () => goToProvider(p.id, true))),
+  );
+}
+
+function providerMessage(text, kind = "error") {
+  const message = $(identity.signedIn ? "#linked-message" : "#provider-message");
+  message.textContent = text;
+  message.dataset.kind = kind;
+}
+
+async function goToProvider(provider, link = false) {
+  providerMessage("");
+  const password = $("#link-password").value;
+  const result = await identity.startProviderSignIn(provider, RETURN_TO, {
+    link,
+    currentPassword: link && password !== "" ? password : null,
+  });
+  switch (result.__typename) {
+    case "StartExternalLoginSuccess":
+      location.assign(result.authorizationUrl); // a top-level navigation; back with #code=…
+      return;
+    case "InvalidCredentials": // a link: the password, or a recent sign-in, is needed
+      providerMessage(result.message);
+      return;
+    case "ValidationError":
+      providerMessage(`${result.message} ${result.fields.map((f) => f.message).join(" ")}`);
+      return;
+    default:
+      throw unexpected(result);
+  }
+}
+
+const RETURN_ERRORS = {
+  invalid_state: "That sign-in link was not valid any more. Please start again.",
+  access_denied: "The sign-in was cancelled at the provider.",
+  provider_error: "The provider's answer could not be used. Please try again.",
+};
+
+/** The page was opened by the way back from a provider: finish, link, or say why not. */
+async function providerReturned({ code, error, pending }, signedIn) {
+  if (error !== null) {
+    show(signedIn ? "signed-in" : "signed-out");
+    if (signedIn) await loadProfile();
+    providerMessage(RETURN_ERRORS[error] ?? `The sign-in failed (${error}).`);
+    return;
+  }
+  if (pending?.link) {
+    await linkReturned(code, pending.verifier, signedIn);
+    return;
+  }
+  // Without a pending start of this tab, the verifier is empty and identity refuses the code.
+  const result = await identity.finishProviderSignIn(code, pending?.verifier ?? "");
+  switch (result.__typename) {
+    case "AuthPayload":
+      announce("");
+      await loadProfile();
+      return;
+    case "MfaRequired": // the provider was the first factor; identity's second one follows
+      show("signed-out");
+      startSecondStep(result.mfaToken);
+      return;
+    case "ExternalAccountConflict": // sign in to that account (password), then link there
+    case "EmailNotVerified":
+    case "AccountDisabled":
+    case "InvalidToken": // used, expired, or not started in this browser
+      show("signed-out");
+      providerMessage(result.message);
+      return;
+    case "RateLimited":
+      show("signed-out");
+      providerMessage(retryText(result));
+      return;
+    default:
+      throw unexpected(result);
+  }
+}
+
+async function linkReturned(code, codeVerifier, signedIn) {
+  if (!signedIn) {
+    show("signed-out");
+    providerMessage("Your session ended while you were away: sign in, then link again.");
+    return;
+  }
+  const data = await identity.request(LINK_ACCOUNT, { input: { code, codeVerifier } });
+  const result = data.linkExternalAccount;
+  await loadProfile();
+  switch (result.__typename) {
+    case "LinkExternalAccountSuccess":
+      $("#link-password").value = "";
+      providerMessage(`${providerName(result.externalAccount.provider)} is linked.`, "success");
+      return;
+    case "ExternalAccountConflict": // that account is linked to someone else
+    case "InvalidToken":
+      providerMessage(result.message);
+      return;
+    default:
+      throw unexpected(result);
+  }
+}
+
+function renderLinkedAccounts(accounts) {
+  const items = accounts.map((account) => {
+    const item = document.createElement("li");
+    item.dataset.accountId = account.id;
+    const email = account.email ? ` as ${account.email}` : "";
+    item.textContent = `${providerName(account.provider)}${email}, linked ${when(account.linkedAt)} `;
+    const unlink = document.createElement("button");
+    unlink.type = "button";
+    unlink.textContent = "Unlink";
+    onClick(unlink, () => unlinkAccount(account.id));
+    item.append(unlink);
+    return item;
+  });
+  $("#linked-list").replaceChildren(...items);
+}
+
+async function unlinkAccount(id) {
+  providerMessage("");
+  const { unlinkExternalAccount: result } = await identity.request(UNLINK_ACCOUNT, { id });
+  switch (result.__typename) {
+    case "UnlinkExternalAccountSuccess":
+      await loadProfile();
+      providerMessage(result.message, "success");
+      return;
+    case "ValidationError": // the last way to sign in
+      providerMessage(result.fields.map((f) => f.message).join(" ") || result.message);
+      return;
+    case "NotFound":
+      providerMessage(result.message);
+      await loadProfile();
+      return;
+    default:
+      throw unexpected(result);
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -630,8 +818,14 @@ identity.addEventListener("signedout", ({ detail: { reason } }) => {
 
 async function start() {
   show("loading");
+  const back = identity.takeProviderReturn(); // before anything else reads the address
   try {
-    if (await identity.restore()) {
+    providers = (await identity.request(PROVIDERS)).externalProviders;
+    renderProviders();
+    const signedIn = await identity.restore();
+    if (back !== null) {
+      await providerReturned(back, signedIn);
+    } else if (signedIn) {
       await loadProfile();
     } else {
       show("signed-out");

@@ -56,6 +56,39 @@ const VERIFY_MFA = /* GraphQL */ `
     }
   }`;
 
+// Sign-in with another provider. The start answers the provider's URL; the way back ends at
+// this app's page with `#code=…`, which only this browser can finish: the code is worthless
+// without the verifier kept in sessionStorage (this tab) between the two.
+const START_EXTERNAL = /* GraphQL */ `
+  mutation StartProviderSignIn($input: StartExternalLoginInput!) {
+    startExternalLogin(input: $input) {
+      __typename
+      ... on StartExternalLoginSuccess { authorizationUrl }
+      ... on ValidationError { message fields { field code message } }
+      ... on Error { message }
+    }
+  }`;
+
+const FINISH_EXTERNAL = /* GraphQL */ `
+  mutation FinishProviderSignIn($input: FinishExternalLoginInput!) {
+    finishExternalLogin(input: $input) {
+      __typename
+      ... on AuthPayload { accessToken expiresIn refreshToken }
+      ... on MfaRequired { mfaToken methods expiresIn }
+      ... on RateLimited { message retryAfter }
+      ... on Error { message }
+    }
+  }`;
+
+const PENDING = "identity.external-sign-in"; // sessionStorage: {verifier, link}, while away
+
+function base64url(bytes) {
+  return btoa(String.fromCharCode(...new Uint8Array(bytes)))
+    .replaceAll("+", "-")
+    .replaceAll("/", "_")
+    .replace(/=+$/, "");
+}
+
 // `input: {}`: no token in the body, so identity reads its HttpOnly cookie.
 const REFRESH = /* GraphQL */ `
   mutation Refresh {
@@ -164,6 +197,57 @@ export class IdentityClient extends EventTarget {
   async verifySecondFactor(mfaToken, code) {
     const data = await this.#send(VERIFY_MFA, { input: { mfaToken, ...code } }, null);
     return this.#signedIn(data.verifyMfa, "sign-in");
+  }
+
+  /**
+   * Starts a sign-in with another provider (or, with `link`, linking one to the signed-in
+   * user: `currentPassword`, or a recent sign-in). Resolves to the `startExternalLogin`
+   * result; on StartExternalLoginSuccess, send the browser to `authorizationUrl`. `returnTo`
+   * must be on identity's IDENTITY_OIDC_RETURN_URLS; the way back ends there.
+   */
+  async startProviderSignIn(provider, returnTo, { link = false, currentPassword = null } = {}) {
+    const verifier = base64url(crypto.getRandomValues(new Uint8Array(32)));
+    const challenge = base64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+    const input = { provider, returnTo, codeChallenge: challenge, link, currentPassword };
+    const data = link
+      ? await this.request(START_EXTERNAL, { input })
+      : await this.#send(START_EXTERNAL, { input }, null);
+    const result = data.startExternalLogin;
+    if (result.__typename === "StartExternalLoginSuccess") {
+      sessionStorage.setItem(PENDING, JSON.stringify({ verifier, link }));
+    }
+    return result;
+  }
+
+  /**
+   * After the way back: what the fragment says (`{code}` or `{error}`) and the pending start
+   * of this tab (`{verifier, link}`, or null when this browser started none), or null when
+   * the page was not opened by a provider's return. Clears both the fragment and the storage.
+   */
+  takeProviderReturn() {
+    const params = new URLSearchParams(location.hash.slice(1));
+    const code = params.get("code");
+    const error = params.get("error");
+    if (code === null && error === null) {
+      return null;
+    }
+    history.replaceState(null, "", location.pathname + location.search);
+    const pending = JSON.parse(sessionStorage.getItem(PENDING) ?? "null");
+    sessionStorage.removeItem(PENDING);
+    return { code, error, pending };
+  }
+
+  /**
+   * Finishes a sign-in with another provider; `verifier` from `takeProviderReturn` (an empty
+   * one when this browser started nothing: identity then refuses the code, as it should).
+   * Returns the result without the access token, as `signIn` does: AuthPayload, MfaRequired
+   * (finish with `verifySecondFactor`), ExternalAccountConflict, EmailNotVerified,
+   * InvalidToken, AccountDisabled or RateLimited.
+   */
+  async finishProviderSignIn(code, verifier) {
+    const input = { code, codeVerifier: verifier };
+    const data = await this.#send(FINISH_EXTERNAL, { input }, null);
+    return this.#signedIn(data.finishExternalLogin, "sign-in");
   }
 
   #signedIn(answer, reason) {

@@ -23,6 +23,7 @@ from identity.clock import Clock
 from identity.config import Settings, load_settings
 from identity.container import Container
 from identity.db import migrate
+from identity.external.routes import external_login_routes
 from identity.graphql.cookies import CSRF_HEADER
 from identity.graphql.schema import build_schema
 from identity.graphql.view import GraphQLEndpoint
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Route("/.well-known/jwks.json", jwks, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
             *link_pages(settings),
+            *external_login_routes(container),
         ],
         lifespan=lifespan,
         request_options={

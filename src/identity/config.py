@@ -12,6 +12,8 @@ import limits
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from identity.security.oidc_providers import OidcProviderSettings, secure_url
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./identity.db"
 
 
@@ -196,6 +198,22 @@ class Settings(BaseSettings):
         description="The 'this wasn't me' link mailed when a factor or a sign-in method is added.",
     )
 
+    # Sign-in with other providers
+    oidc_providers: list[OidcProviderSettings] = Field(
+        default=[],
+        description="OpenID Connect providers people may sign in with, as a JSON array of "
+        '{"id", "client_id", "client_secret", and "discovery_url" or a preset such as google}; '
+        "see the external providers guide for every key.",
+    )
+    oidc_return_urls: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="Comma-separated: the exact URLs `startExternalLogin` may name as "
+        "`returnTo`, where identity sends the browser back with a one-time code.",
+    )
+    oidc_timeout: float = Field(
+        default=10.0, gt=0, le=60, description="Seconds identity waits for a provider's answer."
+    )
+
     # GraphQL limits
     max_query_depth: int = Field(default=15, ge=2, le=100)
     """Deepest selection nesting of an operation."""
@@ -262,7 +280,9 @@ class Settings(BaseSettings):
         default=8, ge=1, le=64, description="Webhook deliveries a process sends at once."
     )
 
-    @field_validator("cors_origins", "trusted_proxies", "secret_key_fallbacks", mode="before")
+    @field_validator(
+        "cors_origins", "trusted_proxies", "secret_key_fallbacks", "oidc_return_urls", mode="before"
+    )
     @classmethod
     def _lists(cls, value: object) -> object:
         return _split_list(value)
@@ -281,6 +301,23 @@ class Settings(BaseSettings):
             if origin == "*" or not origin.startswith(("http://", "https://")):
                 raise ValueError(f"{origin!r}: list exact origins like https://app.example.com")
         return [origin.rstrip("/") for origin in value]
+
+    @field_validator("oidc_providers")
+    @classmethod
+    def _oidc_providers(cls, value: list[OidcProviderSettings]) -> list[OidcProviderSettings]:
+        ids = [provider.id for provider in value]
+        if len(set(ids)) != len(ids):
+            raise ValueError("every provider needs an id of its own")
+        return value
+
+    @field_validator("oidc_return_urls")
+    @classmethod
+    def _return_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            scheme, _, rest = url.partition("://")
+            if scheme not in ("http", "https") or not rest or "#" in url:
+                raise ValueError(f"{url!r}: list absolute http(s) URLs without a fragment")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -383,6 +420,8 @@ class Settings(BaseSettings):
                 "IDENTITY_MAIL_URL: the console transport is for development; "
                 "set smtp://…, smtps://… or file:///… in production"
             )
+        if self.env is Env.PRODUCTION and any(not secure_url(url) for url in self.oidc_return_urls):
+            raise ValueError("IDENTITY_OIDC_RETURN_URLS: use https:// URLs in production")
         if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("IDENTITY_SECRET_KEY must be at least 32 characters")
         return self

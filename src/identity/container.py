@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from identity.clock import Clock, SystemClock
@@ -22,6 +23,8 @@ from identity.services.admin import Admin
 from identity.services.auth import Auth
 from identity.services.challenges import Challenges
 from identity.services.datakeys import DataKeys
+from identity.services.external import ExternalLogin, ExternalProviders
+from identity.services.external_accounts import ExternalAccounts
 from identity.services.factors import Factors
 from identity.services.keys import Keys
 from identity.services.mail import MailChannel
@@ -30,6 +33,7 @@ from identity.services.outbox import Courier
 from identity.services.principal import ClientInfo
 from identity.services.reauth import Reauthentication
 from identity.services.recovery import RESET_REQUEST, Recovery
+from identity.services.revert import Revert
 from identity.services.roles import Roles
 from identity.services.runtime import Runtime
 from identity.services.secrets import Secrets
@@ -64,6 +68,10 @@ class Container:
     tokens: OneTimeTokens
     transfer: Transfer
     webhooks: Webhooks
+    providers: ExternalProviders
+    external_login: ExternalLogin
+    external_accounts: ExternalAccounts
+    revert: Revert
     # The outbox: one sender per channel, each woken up at once by a commit that queued
     # something for it.
     mail: Courier[OutboxMessage]
@@ -122,9 +130,9 @@ class Container:
         challenges = Challenges(runtime)
         datakeys = DataKeys(runtime, own_reads, own_transaction)
         auth = Auth(runtime, throttle, challenges, reads, hot)
-        factors = Factors(
-            runtime, challenges, datakeys, tokens, Reauthentication(runtime, throttle)
-        )
+        reauth = Reauthentication(runtime, throttle)
+        factors = Factors(runtime, challenges, datakeys, tokens, reauth)
+        providers = ExternalProviders(runtime, _provider_http(settings))
         return cls(
             settings=settings,
             engine=engine,
@@ -160,6 +168,12 @@ class Container:
             ),
             webhook_channel=webhook_channel,
             mail_wakeup=mail_wakeup,
+            providers=providers,
+            external_login=ExternalLogin(runtime, providers, challenges, reauth),
+            external_accounts=ExternalAccounts(
+                runtime, providers, auth, challenges, tokens, throttle
+            ),
+            revert=Revert(runtime, tokens),
         )
 
     @asynccontextmanager
@@ -189,6 +203,19 @@ class Container:
     async def close(self) -> None:
         self.runtime.hasher.close()
         await self.webhook_channel.client.close()
+        await self.providers.close()
         if self.hot is not None:
             await self.hot.close()
         await self.engine.dispose()
+
+
+def _provider_http(settings: Settings) -> httpx.AsyncClient | None:
+    """The HTTP client towards sign-in providers, when there are any: no redirects followed,
+    bounded in time."""
+    if not settings.oidc_providers:
+        return None
+    return httpx.AsyncClient(
+        timeout=settings.oidc_timeout,
+        follow_redirects=False,
+        headers={"User-Agent": f"{settings.product_name} (identity)"},
+    )

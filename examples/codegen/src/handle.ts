@@ -22,9 +22,13 @@ import type {
   DeleteUserMutation,
   DeleteWebhookEndpointMutation,
   DeviceSessionFragment,
+  FinishProviderSignInMutation,
   InvalidInputFragment,
+  LinkProviderAccountMutation,
+  LinkedAccountFragment,
   ManagedUserFragment,
   MyFactorsQuery,
+  MyLinkedAccountsQuery,
   MySessionsQuery,
   NextPageFragment,
   RedeliverWebhookMutation,
@@ -49,11 +53,14 @@ import type {
   RotateWebhookSecretMutation,
   SendTestWebhookMutation,
   SignInMutation,
+  SignInProvidersQuery,
   SignOutMutation,
   SignUpMutation,
   SignedInFragment,
   StartAuthenticatorEnrollmentMutation,
+  StartProviderSignInMutation,
   TooManyAttemptsFragment,
+  UnlinkProviderAccountMutation,
   UpdateProfileMutation,
   UpdateRoleMutation,
   UpdateUserMutation,
@@ -328,6 +335,85 @@ export function revertSecurityChangeOutcome(
     default:
       return assertNever(result);
   }
+}
+
+// Sign-in with other providers (external.graphql) ------------------------------------------------
+
+/** One "Sign in with …" button per provider. */
+export function providerButtons(data: SignInProvidersQuery): { id: string; label: string }[] {
+  return data.externalProviders.map((p) => ({ id: p.id, label: `Sign in with ${p.name}` }));
+}
+
+/** Where to send the browser (a top-level navigation), or why not. */
+export function startProviderSignInOutcome(
+  result: StartProviderSignInMutation["startExternalLogin"],
+): Outcome<string> {
+  switch (result.__typename) {
+    case "StartExternalLoginSuccess":
+      return { ok: true, value: result.authorizationUrl };
+    case "ValidationError":
+      return invalidInput(result);
+    case "InvalidCredentials": // a link start: the password, or a recent sign-in, is needed
+      return rejected(result, "currentPassword");
+    default:
+      return assertNever(result);
+  }
+}
+
+export function finishProviderSignInOutcome(
+  result: FinishProviderSignInMutation["finishExternalLogin"],
+): Outcome<SignInStep> {
+  switch (result.__typename) {
+    case "AuthPayload":
+      return { ok: true, value: { signedIn: result } };
+    case "MfaRequired":
+      return { ok: true, value: { secondFactor: result } };
+    case "ExternalAccountConflict": // the address has an account: sign in to it, then link
+    case "EmailNotVerified": // the provider did not vouch for the address
+    case "AccountDisabled":
+    case "InvalidToken": // used, expired, or not this browser's (the verifier did not match)
+      return rejected(result);
+    case "RateLimited":
+      return tooManyAttempts(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function linkProviderAccountOutcome(
+  result: LinkProviderAccountMutation["linkExternalAccount"],
+): Outcome<LinkedAccountFragment> {
+  switch (result.__typename) {
+    case "LinkExternalAccountSuccess":
+      return { ok: true, value: result.externalAccount };
+    case "ExternalAccountConflict": // linked to another user
+    case "InvalidToken":
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function unlinkProviderAccountOutcome(
+  result: UnlinkProviderAccountMutation["unlinkExternalAccount"],
+): Outcome<string> {
+  switch (result.__typename) {
+    case "UnlinkExternalAccountSuccess":
+      return { ok: true, value: result.message };
+    case "ValidationError": // the last way to sign in
+      return invalidInput(result);
+    case "NotFound":
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function linkedAccounts(data: MyLinkedAccountsQuery): Outcome<LinkedAccountFragment[]> {
+  if (data.me === null) {
+    return { ok: false, reason: "SignedOut", message: "Please sign in.", signedOut: true };
+  }
+  return { ok: true, value: data.me.externalAccounts };
 }
 
 // The signed-in user's account (account.graphql) -------------------------------------------------

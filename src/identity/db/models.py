@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     func,
     literal_column,
     text,
@@ -407,3 +408,27 @@ class DataKey(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExternalAccount(Base):
+    """An account at another OpenID Connect provider that signs in to a user here.
+
+    It is found by (provider, subject) only, never by address: the provider's `sub` is the
+    one stable name it gives. `email` is what the provider said when it was linked.
+    """
+
+    __tablename__ = "external_accounts"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    provider: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str | None] = mapped_column(String(EMAIL_MAX))
+    linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("provider", "subject", name="uq_external_accounts_provider_subject"),
+    )

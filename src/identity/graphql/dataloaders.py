@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from strawberry.dataloader import DataLoader
 
 from identity.clock import Clock
-from identity.db.models import Factor, Permission, Role, Session
+from identity.db.models import ExternalAccount, Factor, Permission, Role, Session
+from identity.repositories.external_accounts import ExternalAccountRepository
 from identity.repositories.factors import FactorRepository, RecoveryCodeRepository
 from identity.repositories.roles import RoleRepository
 from identity.repositories.sessions import SessionRepository
@@ -63,6 +64,13 @@ class Loaders:
     def recovery_codes_left(self) -> DataLoader[uuid.UUID, int]:
         return DataLoader(load_fn=self._recovery_codes_left)
 
+    @cached_property
+    def external_accounts_by_user(self) -> DataLoader[uuid.UUID, list[ExternalAccount]]:
+        return DataLoader(load_fn=self._external_accounts_by_user)
+
+    def forget_external_accounts(self) -> None:
+        self.__dict__.pop("external_accounts_by_user", None)
+
     def forget_factors(self) -> None:
         """After a change to factors: what this request loaded may be stale."""
         for name in ("factors_by_user", "recovery_codes_left"):
@@ -91,6 +99,13 @@ class Loaders:
     async def _factors_by_user(self, user_ids: Sequence[uuid.UUID]) -> list[list[Factor]]:
         async with self._reads() as db:
             found = await FactorRepository(db).of_users(user_ids)
+        return [found.get(user_id, []) for user_id in user_ids]
+
+    async def _external_accounts_by_user(
+        self, user_ids: Sequence[uuid.UUID]
+    ) -> list[list[ExternalAccount]]:
+        async with self._reads() as db:
+            found = await ExternalAccountRepository(db).of_users(user_ids)
         return [found.get(user_id, []) for user_id in user_ids]
 
     async def _recovery_codes_left(self, user_ids: Sequence[uuid.UUID]) -> list[int]:

@@ -64,6 +64,14 @@ class InvalidToken(Error):
     pass
 
 
+@strawberry.type(
+    description="The provider's address belongs to an account here (sign in to it and link), "
+    "or, when linking, the external account is linked to another user."
+)
+class ExternalAccountConflict(Error):
+    pass
+
+
 @strawberry.type(description="No such object.")
 class NotFound(Error):
     pass
@@ -98,6 +106,7 @@ _TO_GRAPHQL: dict[type[domain.DomainError], Callable[[domain.DomainError], Error
     domain.EmailAlreadyRegistered: lambda e: EmailAlreadyRegistered(message=e.message),
     domain.InvalidToken: lambda e: InvalidToken(message=e.message),
     domain.NotFound: lambda e: NotFound(message=e.message),
+    domain.ExternalAccountConflict: lambda e: ExternalAccountConflict(message=e.message),
     domain.LastAdmin: lambda e: LastAdmin(message=e.message),
 }
 

@@ -9,6 +9,7 @@ import strawberry
 
 from identity.graphql.context import GraphQLInfo
 from identity.graphql.errors import bad_user_input
+from identity.graphql.external import ExternalProvider
 from identity.graphql.permissions import HasPermission, requires
 from identity.graphql.types import (
     AuditEvent,
@@ -67,6 +68,11 @@ class Query(WebhookQueries):
     async def me(self, info: GraphQLInfo) -> User | None:
         principal = await info.context.principal()
         return None if principal is None else User.from_row(principal.user)
+
+    @strawberry.field(description="The providers people may sign in with; no sign-in needed.")
+    def external_providers(self, info: GraphQLInfo) -> list[ExternalProvider]:
+        providers = info.context.container.providers.listed()
+        return [ExternalProvider(id=p.id, name=p.name) for p in providers]
 
     @strawberry.field(**requires(HasPermission("users:read"), "A user; null for an unknown id."))
     async def user(self, info: GraphQLInfo, id: strawberry.ID) -> User | None:

@@ -12,6 +12,7 @@ from strawberry.types import Info
 from identity.db import models
 from identity.graphql.context import Context
 from identity.graphql.dataloaders import Loaders
+from identity.graphql.external import ExternalAccount
 from identity.graphql.factors import Factor
 from identity.graphql.permissions import AnyOf, HasPermission, IsSelf, requires
 from identity.repositories.audit import AuditQuery
@@ -149,6 +150,16 @@ class User:
     async def recovery_codes_left(self, info: Info[Context, None]) -> int:
         left: int = await info.context.loaders.recovery_codes_left.load(self.user_id)
         return left
+
+    @strawberry.field(
+        **requires(
+            AnyOf(IsSelf(), HasPermission("users:read")),
+            "Accounts at other providers that sign in to this user, oldest first.",
+        )
+    )
+    async def external_accounts(self, info: Info[Context, None]) -> list[ExternalAccount]:
+        rows = await info.context.loaders.external_accounts_by_user.load(self.user_id)
+        return [ExternalAccount.from_row(row) for row in rows]
 
     @classmethod
     def from_row(cls, row: models.User) -> User:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import inspect, select, tuple_, update
+from sqlalchemy import ColumnElement, inspect, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
@@ -20,6 +20,7 @@ from identity.repositories import rowcount
 from identity.security import totp, webhooks
 from identity.security.derive import DATA_KEY_PURPOSE
 from identity.security.jwt import KEY_ENCRYPTION
+from identity.security.oidc_client import STATE_SEAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,8 @@ class SealedColumn:
     column: str
     purpose: str
     aad: Callable[[Any], bytes]
+    # The rows of the table that hold this kind of value (the challenges table holds several).
+    where: Callable[[], ColumnElement[bool]] | None = None
 
 
 # A row whose column is null holds nothing sealed (a passkey has no TOTP secret).
@@ -44,6 +47,15 @@ SEALED_COLUMNS: list[SealedColumn] = [
         "sealed",
         totp.ENROLLMENT_PURPOSE,
         lambda r: r.id.bytes,
+        lambda: Challenge.purpose == "totp-enrollment",
+    ),
+    SealedColumn(
+        "sign-ins at other providers under way",
+        Challenge,
+        "sealed",
+        STATE_SEAL,
+        lambda r: r.id.bytes,
+        lambda: Challenge.purpose == "external-state",
     ),
     SealedColumn(
         "webhook secrets", WebhookSecret, "sealed", webhooks.SECRET_PURPOSE, webhooks.secret_aad
@@ -62,6 +74,8 @@ class SealedRepository:
         model = sealed.model
         keys = list(inspect(model).primary_key)
         stmt = select(model).order_by(*keys).limit(limit)
+        if sealed.where is not None:
+            stmt = stmt.where(sealed.where())
         if after is not None:
             stmt = stmt.where(tuple_(*keys) > tuple_(*after))
         return list((await self.db.execute(stmt)).scalars())

@@ -30,6 +30,7 @@ from identity.services.errors import (
     RateLimited,
 )
 from identity.services.principal import (
+    PASSWORD,
     PASSWORD_ONLY,
     Assurance,
     ClientInfo,
@@ -245,17 +246,23 @@ class Auth:
             factor_kinds = await uow.factors.kinds(user.id)
         if factor_kinds:
             metrics.LOGINS.labels("mfa_required").inc()
-            return await self._second_step(uow, user, factor_kinds, upgraded)
+            return await self.second_step(uow, user, factor_kinds, upgraded=upgraded)
         metrics.LOGINS.labels("success").inc()
         return await self.start_session(uow, user, client, password_hash=upgraded)
 
-    async def _second_step(
-        self, uow: UnitOfWork, user: User, factor_kinds: list[str], upgraded: str | None
+    async def second_step(
+        self,
+        uow: UnitOfWork,
+        user: User,
+        factor_kinds: list[str],
+        *,
+        upgraded: str | None = None,
+        amr: tuple[str, ...] = (PASSWORD,),
     ) -> MfaPending:
-        """The password was right and MFA is on: an mfaToken instead of a session."""
+        """The first factor (`amr`) was right and MFA is on: an mfaToken instead of a session."""
         if upgraded is not None:
             await uow.users.upgrade_hash(user.id, upgraded)
-        issued = await self.challenges.issue(uow, MFA, user, data={"amr": ["pwd"]})
+        issued = await self.challenges.issue(uow, MFA, user, data={"amr": list(amr)})
         # Recovery codes come with MFA: while it is on there is a set, used up or not.
         methods = [k.upper() for k in ("totp", "passkey") if k in factor_kinds] + ["RECOVERY_CODE"]
         uow.audit.record("auth.mfa_challenged", subject=user.id, methods=methods)

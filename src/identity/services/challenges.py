@@ -1,5 +1,6 @@
 """One-time secrets of multi-step flows: an mfaToken after the password, a TOTP enrolment, a
-passkey registration or sign-in.
+passkey registration or sign-in, the state of a sign-in at another provider and the one-time
+code it ends with.
 
 A token is `base64url(id ‖ HMAC(secret, id ‖ purpose ‖ user ‖ password stamp))` (see
 security.derive): only the id is stored, and a token is bound to its purpose, to its user
@@ -24,12 +25,18 @@ MFA = "mfa"  # the second step of a sign-in
 TOTP_ENROLLMENT = "totp-enrollment"
 PASSKEY_REGISTRATION = "passkey-registration"
 PASSKEY_LOGIN = "passkey-login"
+EXTERNAL_STATE = "external-state"  # a sign-in at another provider, under way
+EXTERNAL_SIGN_IN = "external-sign-in"  # its one-time code, for finishExternalLogin
+EXTERNAL_LINK = "external-link"  # the code of a link start, for linkExternalAccount
 
 LIFETIMES = {
     MFA: timedelta(minutes=5),
     TOTP_ENROLLMENT: timedelta(minutes=10),
     PASSKEY_REGISTRATION: timedelta(minutes=5),
     PASSKEY_LOGIN: timedelta(minutes=5),
+    EXTERNAL_STATE: timedelta(minutes=10),  # the person may have to sign in over there
+    EXTERNAL_SIGN_IN: timedelta(minutes=5),
+    EXTERNAL_LINK: timedelta(minutes=5),
 }
 # The purposes of which a user has at most one pending: a new one voids the older.
 _ONE_AT_A_TIME = frozenset({TOTP_ENROLLMENT, PASSKEY_REGISTRATION})

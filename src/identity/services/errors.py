@@ -56,6 +56,13 @@ class InvalidToken(DomainError):
     message = "The token is invalid or has expired."
 
 
+class ExternalAccountConflict(DomainError):
+    message = (
+        "An account with this email address already exists: sign in to it, then link this "
+        "sign-in method in its settings."
+    )
+
+
 class NotFound(DomainError):
     message = "Not found."
 

@@ -1,5 +1,5 @@
 """Second factors: enrolling an authenticator app, recovery codes, renaming and removing
-factors, an admin's reset, and the mailed "this wasn't me" link.
+factors, an admin's reset (the mailed "this wasn't me" link is services.revert).
 
 A user with at least one factor has MFA on. The first factor turns it on: ten recovery codes
 (shown once), the user's other sessions end, and the calling session counts as signed in
@@ -304,35 +304,6 @@ class Factors:
         )
         await uow.commit()
         return user
-
-    async def revert(self, uow: UnitOfWork, token: str) -> None:
-        """The "this wasn't me" link: remove what was added; every session ends."""
-        row = await self.tokens.consume(uow, token, {REVERT_CHANGE})
-        user = await uow.users.get(row.user_id)
-        kind, _, ident = (row.payload or "").partition(":")
-        if user is None or kind != "factor":
-            raise InvalidToken()
-        await uow.locks.hold(factor_lock(user.id))
-        factor = await uow.factors.get(uuid.UUID(ident))
-        if factor is not None and factor.user_id == user.id:
-            await uow.factors.remove(factor.id)
-            if await uow.factors.count(user.id) == 0:
-                uow.events.add(events.USER_MFA_DISABLED, _disabled(user, None, "change_reverted"))
-        # Whoever added it may have seen the recovery codes and asked for links: all void.
-        await uow.recovery_codes.remove_all(user.id)
-        await uow.tokens.void(user.id, self.rt.clock.now())
-        await uow.challenges.void_all(user.id)
-        ended = await uow.sessions.revoke_all(user.id, self.rt.clock.now(), "change_reverted")
-        events.sessions_ended(uow.events, user.id, ended, "change_reverted")
-        uow.outbox.add("change_reverted", user.email, first_name=user.first_name)
-        uow.audit.record(
-            "mfa.change_reverted",
-            subject=user.id,
-            factor_id=ident,
-            removed=factor is not None,
-            sessions_ended=len(ended),
-        )
-        await uow.commit()
 
     async def _own(self, uow: UnitOfWork, principal: Principal, factor_id: uuid.UUID) -> Factor:
         factor = await uow.factors.get(factor_id)

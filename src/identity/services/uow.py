@@ -13,6 +13,7 @@ from identity.db.models import OutboxMessage
 from identity.repositories.audit import AuditRepository, new_event
 from identity.repositories.challenges import ChallengeRepository
 from identity.repositories.data_keys import DataKeyRepository
+from identity.repositories.external_accounts import ExternalAccountRepository
 from identity.repositories.factors import FactorRepository, RecoveryCodeRepository
 from identity.repositories.keys import KeyRepository
 from identity.repositories.locks import LockRepository
@@ -144,6 +145,10 @@ class UnitOfWork:
     @cached_property
     def challenges(self) -> ChallengeRepository:
         return ChallengeRepository(self.db)
+
+    @cached_property
+    def external_accounts(self) -> ExternalAccountRepository:
+        return ExternalAccountRepository(self.db)
 
     @cached_property
     def data_keys(self) -> DataKeyRepository:

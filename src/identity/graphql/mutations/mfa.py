@@ -258,14 +258,14 @@ class MfaMutations:
         return ResetUserMfaSuccess(user=User.from_row(user))
 
     @mutation(
-        'The "this wasn\'t me" link of a notice mail (24 hours): removes the factor it was '
-        "about and ends every session. No sign-in needed."
+        'The "this wasn\'t me" link of a notice mail (24 hours): removes the factor or '
+        "the linked external account it was about and ends every session. No sign-in needed."
     )
     async def revert_security_change(
         self, info: GraphQLInfo, input: RevertSecurityChangeInput
     ) -> RevertSecurityChangeResult:
         async with info.context.unit_of_work() as uow:
-            await info.context.container.factors.revert(uow, input.token)
+            await info.context.container.revert.revert(uow, input.token)
         return RevertSecurityChangeSuccess(
             message="Done: it was removed and every session ended. Change your password now."
         )

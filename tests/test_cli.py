@@ -282,3 +282,39 @@ def test_development_secret_is_generated_into_a_private_file(tmp_path: Path) -> 
     assert len(first) >= 32
     assert (tmp_path / "secret").stat().st_mode & 0o077 == 0
     assert settings.secret() == first  # kept, not regenerated
+
+
+async def test_clients_create_list_rotate_delete(cli_env: dict[str, str]) -> None:
+    created = run(
+        ["clients", "create", "Team wiki", "--redirect-uri", "https://wiki.example.com/cb"],
+        cli_env,
+    )
+    assert created.returncode == 0, created.stderr
+    lines = dict(line.split(": ", 1) for line in created.stdout.splitlines())
+    client_id, secret = lines["client_id"], lines["client_secret"]
+    assert len(secret) >= 43
+    assert "shown this once" in created.stderr
+    listed = run(["clients", "list"], cli_env)
+    assert client_id in listed.stdout
+    assert "confidential" in listed.stdout
+    assert secret not in listed.stdout
+
+    rotated = run(["clients", "rotate-secret", client_id], cli_env)
+    assert rotated.returncode == 0, rotated.stderr
+    assert rotated.stdout.startswith("client_secret: ")
+    assert secret not in rotated.stdout
+
+    public = run(
+        ["clients", "create", "SPA", "--public", "--redirect-uri", "http://localhost:5173/cb"],
+        cli_env,
+    )
+    assert public.returncode == 0
+    assert "client_secret" not in public.stdout
+    bad = run(["clients", "create", "Bad", "--redirect-uri", "http://example.com/cb"], cli_env)
+    assert bad.returncode == 1
+    assert "redirectUris" in bad.stderr
+
+    deleted = run(["clients", "delete", client_id], cli_env)
+    assert deleted.returncode == 0, deleted.stderr
+    assert client_id not in run(["clients", "list"], cli_env).stdout
+    assert run(["clients", "delete", client_id], cli_env).returncode == 1

@@ -29,6 +29,7 @@ from identity.services.factors import Factors
 from identity.services.keys import Keys
 from identity.services.mail import MailChannel
 from identity.services.mfa import SecondStep
+from identity.services.oauth_clients import OAuthClients
 from identity.services.outbox import Courier
 from identity.services.principal import ClientInfo
 from identity.services.reauth import Reauthentication
@@ -68,6 +69,7 @@ class Container:
     tokens: OneTimeTokens
     transfer: Transfer
     webhooks: Webhooks
+    oauth_clients: OAuthClients
     providers: ExternalProviders
     external_login: ExternalLogin
     external_accounts: ExternalAccounts
@@ -155,6 +157,7 @@ class Container:
             tokens=tokens,
             transfer=Transfer(runtime),
             webhooks=Webhooks(runtime),
+            oauth_clients=OAuthClients(runtime, datakeys),
             mail=Courier(
                 runtime, mail_channel, own_transaction, poll_interval=settings.mail_poll_interval
             ),

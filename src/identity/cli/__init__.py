@@ -1,5 +1,5 @@
 """`identity serve | migrate | create-admin | export-schema | keys | secret | mail | webhooks |
-audit | users …`
+clients | audit | users …`
 
 One module per area; each adds its commands to the parser with `add_commands`.
 """
@@ -11,12 +11,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from identity.cli import admin, keys, mail, secret, serve, users, webhooks
+from identity.cli import admin, clients, keys, mail, secret, serve, users, webhooks
 from identity.cli.common import fail
 from identity.config import ConfigError, Settings, load_settings
 from identity.logs import configure_logging
 
-AREAS = (serve, admin, keys, secret, mail, webhooks, users)
+AREAS = (serve, admin, keys, secret, mail, webhooks, clients, users)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -168,6 +168,12 @@ class Session(Base):
     amr: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["pwd"])
     # When credentials were last proven in this session: the re-authentication window.
     authenticated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set for an OAuth grant (a client's refresh-token family): its client and scopes. Such
+    # a session ends with the user's other sessions, and only /oauth2/token refreshes it.
+    oauth_client_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
+    )
+    scope: Mapped[str | None] = mapped_column(String(1024))
 
 
 class SigningKey(Base):
@@ -432,3 +438,8 @@ class ExternalAccount(Base):
     __table_args__ = (
         UniqueConstraint("provider", "subject", name="uq_external_accounts_provider_subject"),
     )
+
+
+# The OpenID Provider's tables, in a module of their own (they need Base, defined above);
+# imported here so that Base.metadata always has them.
+import identity.db.oauth_models  # noqa: E402, F401

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import strawberry
 
+from identity.graphql.clients import ClientQueries
 from identity.graphql.context import GraphQLInfo
 from identity.graphql.errors import bad_user_input
 from identity.graphql.external import ExternalProvider
@@ -63,7 +64,7 @@ def _uuid(value: str) -> uuid.UUID | None:
 
 
 @strawberry.type
-class Query(WebhookQueries):
+class Query(WebhookQueries, ClientQueries):
     @strawberry.field(description="The signed-in user; null without a token.")
     async def me(self, info: GraphQLInfo) -> User | None:
         principal = await info.context.principal()

@@ -28,6 +28,7 @@ from identity.graphql.limits import CODE, Bounds, limit_rules, too_complex
 from identity.graphql.mutations.account import AccountMutations
 from identity.graphql.mutations.admin import AdminMutations
 from identity.graphql.mutations.auth import AuthMutations
+from identity.graphql.mutations.clients import ClientMutations
 from identity.graphql.mutations.external import ExternalMutations
 from identity.graphql.mutations.mfa import MfaMutations
 from identity.graphql.mutations.recovery import RecoveryMutations
@@ -48,6 +49,7 @@ class Mutation(
     AdminMutations,
     RoleMutations,
     WebhookMutations,
+    ClientMutations,
 ):
     pass
 

@@ -55,6 +55,7 @@ class SessionRepository:
                 Session.user_id.in_(user_ids),
                 Session.revoked_at.is_(None),
                 Session.expires_at > now,
+                Session.oauth_client_id.is_(None),  # a client's grant is not a device
             )
             .order_by(Session.created_at.desc())
         )

@@ -17,6 +17,7 @@ from identity.repositories.external_accounts import ExternalAccountRepository
 from identity.repositories.factors import FactorRepository, RecoveryCodeRepository
 from identity.repositories.keys import KeyRepository
 from identity.repositories.locks import LockRepository
+from identity.repositories.oauth_clients import OAuthClientRepository
 from identity.repositories.outbox import OutboxRepository
 from identity.repositories.roles import RoleRepository
 from identity.repositories.sealed import SealedRepository
@@ -149,6 +150,10 @@ class UnitOfWork:
     @cached_property
     def external_accounts(self) -> ExternalAccountRepository:
         return ExternalAccountRepository(self.db)
+
+    @cached_property
+    def oauth_clients(self) -> OAuthClientRepository:
+        return OAuthClientRepository(self.db)
 
     @cached_property
     def data_keys(self) -> DataKeyRepository:

@@ -13,14 +13,16 @@ from identity.services.errors import NotFound
 from identity.services.fields import UNSET, Maybe
 
 
-def mutation(description: str, rule: Rule | None = None) -> Any:
+def mutation(description: str, rule: Rule | None = None, *, name: str | None = None) -> Any:
     """A mutation whose domain errors become members of its result union.
 
-    With a rule, its description names what the caller needs.
+    With a rule, its description names what the caller needs; `name` where the automatic
+    camelCase would be wrong (`createOAuthClient`, not `createOauthClient`).
     """
     if rule is None:
-        return strawberry.mutation(description=description, extensions=[DomainErrors()])
+        return strawberry.mutation(name=name, description=description, extensions=[DomainErrors()])
     return strawberry.mutation(
+        name=name,
         description=f"{description} {rule.describe()}",
         extensions=[*guarded(rule), DomainErrors()],
     )

@@ -28,6 +28,7 @@ from identity.graphql.cookies import CSRF_HEADER
 from identity.graphql.schema import build_schema
 from identity.graphql.view import GraphQLEndpoint
 from identity.http import RequestMiddleware
+from identity.oauth2.endpoints import oauth2_routes
 from identity.pages.routes import link_pages
 
 log = logging.getLogger("identity")
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Route("/metrics", prometheus, methods=["GET"]),
             *link_pages(settings),
             *external_login_routes(container),
+            *oauth2_routes(container),
         ],
         lifespan=lifespan,
         request_options={

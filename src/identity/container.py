@@ -29,7 +29,9 @@ from identity.services.factors import Factors
 from identity.services.keys import Keys
 from identity.services.mail import MailChannel
 from identity.services.mfa import SecondStep
+from identity.services.oauth_authorize import Authorize
 from identity.services.oauth_clients import OAuthClients
+from identity.services.oauth_tokens import Tokens
 from identity.services.outbox import Courier
 from identity.services.principal import ClientInfo
 from identity.services.reauth import Reauthentication
@@ -70,6 +72,8 @@ class Container:
     transfer: Transfer
     webhooks: Webhooks
     oauth_clients: OAuthClients
+    authorize: Authorize
+    oauth_tokens: Tokens
     providers: ExternalProviders
     external_login: ExternalLogin
     external_accounts: ExternalAccounts
@@ -135,6 +139,7 @@ class Container:
         reauth = Reauthentication(runtime, throttle)
         factors = Factors(runtime, challenges, datakeys, tokens, reauth)
         providers = ExternalProviders(runtime, _provider_http(settings))
+        oauth_clients = OAuthClients(runtime, datakeys)
         return cls(
             settings=settings,
             engine=engine,
@@ -157,7 +162,9 @@ class Container:
             tokens=tokens,
             transfer=Transfer(runtime),
             webhooks=Webhooks(runtime),
-            oauth_clients=OAuthClients(runtime, datakeys),
+            oauth_clients=oauth_clients,
+            authorize=Authorize(runtime, challenges, oauth_clients),
+            oauth_tokens=Tokens(runtime, challenges, oauth_clients),
             mail=Courier(
                 runtime, mail_channel, own_transaction, poll_interval=settings.mail_poll_interval
             ),

@@ -179,9 +179,10 @@ class KeyRing:
         self._keys = keys
         self._ordered = sorted(keys.values(), key=lambda k: (k.activates_at, k.created_at))
 
-    def _signer(self, now: datetime) -> _Key | None:
+    def _signer(self, now: datetime, algorithm: str | None = None) -> _Key | None:
         for key in reversed(self._ordered):
-            if key.revoked_at is None and key.activates_at <= now:
+            usable = key.revoked_at is None and key.activates_at <= now
+            if usable and (algorithm is None or key.algorithm == algorithm):
                 return key
         return None
 
@@ -271,6 +272,56 @@ class KeyRing:
         signature = _VERIFIERS[key.algorithm].sign(signing_input.encode(), key.private_key)
         return f"{signing_input}.{_b64(signature)}"
 
+    def sign_claims(
+        self, claims: dict[str, Any], *, typ: str, now: datetime, algorithm: str = "RS256"
+    ) -> str:
+        """A JWT of the OpenID Provider (ID tokens, client access tokens): always the newest
+        signing key of `algorithm` (RS256 for OpenID Connect interoperability)."""
+        key = self._signer(now, algorithm)
+        if key is None:
+            raise RuntimeError(
+                f"no active {algorithm} signing key: the OpenID Provider needs one "
+                "(IDENTITY_JWT_ALGORITHM=RS256, then `identity keys rotate`)"
+            )
+        header = {"alg": key.algorithm, "kid": key.kid, "typ": typ}
+        signing_input = f"{_b64(orjson.dumps(header))}.{_b64(orjson.dumps(claims))}"
+        signature = _VERIFIERS[key.algorithm].sign(signing_input.encode(), key.private_key)
+        return f"{signing_input}.{_b64(signature)}"
+
+    def decode(
+        self, token: str, now: datetime, *, typ: str, check_expiry: bool = True
+    ) -> dict[str, Any]:
+        """The claims of a token `sign_claims` made: a known, published key of the pinned
+        algorithm, the type, the issuer and (unless told not to) the times. The audience is
+        the caller's to check. Raises InvalidAccessToken."""
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidAccessToken("token too long")
+        try:
+            signing_input, _, signature = token.rpartition(".")
+            encoded_header, _, encoded_payload = signing_input.partition(".")
+            header = orjson.loads(_unb64(encoded_header))
+            key = self._keys.get(header.get("kid", ""))
+            if key is None or key.revoked_at is not None:
+                raise InvalidAccessToken("unknown key")
+            if header.get("alg") != key.algorithm or header.get("typ") != typ:
+                raise InvalidAccessToken("wrong algorithm or token type")
+            if not _VERIFIERS[key.algorithm].verify(
+                signing_input.encode(), key.public_key, _unb64(signature)
+            ):
+                raise InvalidAccessToken("bad signature")
+            payload: dict[str, Any] = orjson.loads(_unb64(encoded_payload))
+            if not isinstance(payload, dict) or payload.get("iss") != self.issuer:
+                raise InvalidAccessToken("wrong issuer")
+            exp, iat = int(payload["exp"]), int(payload["iat"])
+        except InvalidAccessToken:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, binascii.Error) as exc:
+            raise InvalidAccessToken(f"malformed token: {type(exc).__name__}") from None
+        timestamp = now.timestamp()
+        if check_expiry and (exp + self.leeway <= timestamp or iat - self.leeway > timestamp):
+            raise InvalidAccessToken("expired or issued in the future")
+        return payload
+
     def verify(self, token: str, now: datetime) -> AccessClaims:
         """Check an access token; signature checks are remembered per token (not the rest).
 
@@ -315,6 +366,8 @@ class KeyRing:
             payload = orjson.loads(_unb64(encoded_payload))
             if payload.get("iss") != self.issuer or payload.get("aud") != self.audience:
                 raise InvalidAccessToken("wrong issuer or audience")
+            if "client_id" in payload:  # an OAuth client's token: never identity's own
+                raise InvalidAccessToken("a client's token")
             return AccessClaims(
                 sub=uuid.UUID(payload["sub"]),
                 sid=uuid.UUID(payload["sid"]),

@@ -28,6 +28,8 @@ PASSKEY_LOGIN = "passkey-login"
 EXTERNAL_STATE = "external-state"  # a sign-in at another provider, under way
 EXTERNAL_SIGN_IN = "external-sign-in"  # its one-time code, for finishExternalLogin
 EXTERNAL_LINK = "external-link"  # the code of a link start, for linkExternalAccount
+OAUTH_REQUEST = "oauth-request"  # an authorization request, across the hosted pages
+OAUTH_CODE = "oauth-code"  # an authorization code, for /oauth2/token
 
 LIFETIMES = {
     MFA: timedelta(minutes=5),
@@ -37,6 +39,8 @@ LIFETIMES = {
     EXTERNAL_STATE: timedelta(minutes=10),  # the person may have to sign in over there
     EXTERNAL_SIGN_IN: timedelta(minutes=5),
     EXTERNAL_LINK: timedelta(minutes=5),
+    OAUTH_REQUEST: timedelta(minutes=15),  # signing in, a second factor, consent
+    OAUTH_CODE: timedelta(minutes=1),
 }
 # The purposes of which a user has at most one pending: a new one voids the older.
 _ONE_AT_A_TIME = frozenset({TOTP_ENROLLMENT, PASSKEY_REGISTRATION})

@@ -1,0 +1,75 @@
+"""What the OpenID Provider's use cases share: protocol errors, scopes, the hosted session.
+
+identity's own browser session (what the hosted pages, `prompt=none` and `max_age` look at)
+is an ordinary session row, named by a cookie holding a token derived from its id: ended
+by every rule that ends sessions, and worthless without the server secret.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from identity.db.models import Session, User
+from identity.db.oauth_models import OAuthClient
+from identity.services.oauth_clients import STANDARD_SCOPES
+from identity.services.runtime import Runtime
+from identity.services.uow import UnitOfWork
+
+HOSTED_SESSION_PURPOSE = "hosted-session"
+GRANT_REFRESH_PURPOSE = "oauth-refresh-token"  # never identity's own "refresh-token"
+ACCESS_TOKEN_TYPE = "at+jwt"
+ID_TOKEN_TYPE = "JWT"
+
+
+class OAuthError(Exception):
+    """An RFC 6749 error: `error` code, a description for developers, the HTTP status."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Hosted:
+    """A live hosted-page session and its (active) user."""
+
+    session: Session
+    user: User
+
+
+def hosted_cookie_value(rt: Runtime, session_id: uuid.UUID) -> str:
+    return rt.secret.token(HOSTED_SESSION_PURPOSE, session_id.bytes)
+
+
+async def hosted_session(rt: Runtime, uow: UnitOfWork, cookie: str | None) -> Hosted | None:
+    """The live session a hosted-session cookie names, or None."""
+    if not cookie:
+        return None
+    ids = rt.secret.open_token(HOSTED_SESSION_PURPOSE, cookie, 16)
+    if ids is None:
+        return None
+    session = await uow.sessions.get(uuid.UUID(bytes=ids))
+    if session is None or not live(session, rt.clock.now()) or session.oauth_client_id:
+        return None
+    user = await uow.users.get(session.user_id)
+    if user is None or not user.is_active:
+        return None
+    return Hosted(session=session, user=user)
+
+
+def live(session: Session, now: datetime) -> bool:
+    return session.revoked_at is None and session.expires_at > now
+
+
+def allowed_scopes(client: OAuthClient) -> set[str]:
+    """What a client may ask for in the code flow."""
+    return set(STANDARD_SCOPES) | set(client.allowed_scopes)
+
+
+def parse_scope(text: str | None) -> list[str]:
+    """A space-separated scope parameter as a list without repeats, in the given order."""
+    return list(dict.fromkeys((text or "").split()))

@@ -1,0 +1,394 @@
+"""The token side of the OpenID Provider: client authentication, the grants, ID tokens,
+userinfo, revocation (RFC 7009) and introspection (RFC 7662).
+
+A grant is a session row that belongs to a client: its refresh token is derived from
+(id, counter) under a purpose of its own, so identity's `refreshToken` never takes it and
+this endpoint never takes identity's; rotation and reuse detection are those of sessions.
+Access tokens have the client as audience and carry `client_id`: /graphql refuses them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from identity.db.models import Session, User
+from identity.db.oauth_models import OAuthClient
+from identity.security.jwt import InvalidAccessToken
+from identity.services.challenges import OAUTH_CODE, Challenges
+from identity.services.errors import InvalidToken
+from identity.services.oauth_authorize import CHALLENGE
+from identity.services.oauth_clients import STANDARD_SCOPES, OAuthClients
+from identity.services.oauth_common import (
+    ACCESS_TOKEN_TYPE,
+    GRANT_REFRESH_PURPOSE,
+    ID_TOKEN_TYPE,
+    OAuthError,
+    live,
+    parse_scope,
+)
+from identity.services.principal import ClientInfo
+from identity.services.runtime import Runtime
+from identity.services.uow import UnitOfWork
+
+_GRANT_IDS = 16 + 8
+_VERIFIER_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    client_id: str
+    secret: str | None
+    method: str  # client_secret_basic | client_secret_post | none
+
+
+class Tokens:
+    def __init__(self, rt: Runtime, challenges: Challenges, clients: OAuthClients) -> None:
+        self.rt = rt
+        self.challenges = challenges
+        self.clients = clients
+
+    # Clients ----------------------------------------------------------------------------
+
+    async def client(
+        self, uow: UnitOfWork, credentials: ClientCredentials | None, *, confidential: bool = False
+    ) -> OAuthClient:
+        """The authenticated client: a confidential one by its secret, a public one by its
+        id alone (only where `confidential` is not required)."""
+        if credentials is None:
+            raise OAuthError("invalid_client", "Client authentication failed.", 401)
+        client = await self.clients.find(uow, credentials.client_id)
+        if client is None:
+            raise OAuthError("invalid_client", "Client authentication failed.", 401)
+        if client.is_confidential:
+            if credentials.secret is None or not await self.clients.secret_matches(
+                client, credentials.secret
+            ):
+                raise OAuthError("invalid_client", "Client authentication failed.", 401)
+        elif credentials.secret is not None or confidential:
+            raise OAuthError("invalid_client", "Client authentication failed.", 401)
+        return client
+
+    # The token endpoint -----------------------------------------------------------------
+
+    async def grant(
+        self, uow: UnitOfWork, client: OAuthClient, form: dict[str, str], peer: ClientInfo
+    ) -> dict[str, Any]:
+        grant_type = form.get("grant_type")
+        if grant_type == "authorization_code":
+            return await self._authorization_code(uow, client, form, peer)
+        if grant_type == "refresh_token":
+            return await self._refresh(uow, client, form)
+        if grant_type == "client_credentials":
+            return await self._client_credentials(uow, client, form)
+        if grant_type is None:
+            raise OAuthError("invalid_request", "grant_type is required.")
+        raise OAuthError(
+            "unsupported_grant_type",
+            "Supported: authorization_code, refresh_token, client_credentials.",
+        )
+
+    async def _authorization_code(
+        self, uow: UnitOfWork, client: OAuthClient, form: dict[str, str], peer: ClientInfo
+    ) -> dict[str, Any]:
+        code, verifier = form.get("code"), form.get("code_verifier")
+        if not code or not form.get("redirect_uri"):
+            raise OAuthError("invalid_request", "code and redirect_uri are required.")
+        if not verifier or not 43 <= len(verifier) <= 128 or set(verifier) - _VERIFIER_CHARS:
+            raise OAuthError("invalid_request", "code_verifier (43 to 128 characters) is required.")
+        try:
+            row, user = await self.challenges.open(uow, code, OAUTH_CODE)
+        except InvalidToken:
+            raise OAuthError("invalid_grant", "The code is invalid, used or expired.") from None
+        data = row.data
+        digest = hashlib.sha256(verifier.encode("ascii")).digest()
+        expected = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        if (
+            user is None
+            or data["client"] != str(client.id)
+            or data["redirect_uri"] != form["redirect_uri"]
+            or not CHALLENGE.match(data["code_challenge"])
+            or not hmac.compare_digest(expected, data["code_challenge"])
+        ):
+            raise OAuthError("invalid_grant", "The code is invalid, used or expired.")
+        try:
+            await self.challenges.spend(uow, row)
+        except InvalidToken:
+            raise OAuthError("invalid_grant", "The code is invalid, used or expired.") from None
+        scopes: list[str] = data["scope"]
+        offline = "offline_access" in scopes
+        now = self.rt.clock.now()
+        ttl = self.rt.settings.refresh_token_ttl if offline else self.rt.settings.access_token_ttl
+        grant = Session(
+            id=uuid.uuid4(),
+            user_id=user.id,
+            oauth_client_id=client.id,
+            scope=" ".join(scopes),
+            created_at=now,
+            last_used_at=now,
+            refreshed_at=now,
+            expires_at=now + timedelta(seconds=ttl),
+            user_agent=(peer.user_agent or "")[:512] or None,
+            ip_address=peer.ip_address,
+            refresh_counter=0,
+            aal=data["aal"],
+            amr=data["amr"],
+            authenticated_at=datetime.fromtimestamp(data["auth_time"], UTC),
+        )
+        uow.sessions.add(grant)
+        uow.audit.record(
+            "oauth.code_exchanged",
+            actor=user.id,
+            subject=user.id,
+            client_id=client.client_id,
+            grant_id=str(grant.id),
+            scopes=scopes,
+        )
+        await uow.commit()
+        answer = self._tokens(client, user.id, grant, scopes, counter=0 if offline else None)
+        if "openid" in scopes:
+            answer["id_token"] = self.id_token(client, user, grant, data)
+        return answer
+
+    async def _refresh(
+        self, uow: UnitOfWork, client: OAuthClient, form: dict[str, str]
+    ) -> dict[str, Any]:
+        token = form.get("refresh_token")
+        if not token:
+            raise OAuthError("invalid_request", "refresh_token is required.")
+        ids = self.rt.secret.open_token(GRANT_REFRESH_PURPOSE, token, _GRANT_IDS)
+        if ids is None:
+            raise OAuthError("invalid_grant", "The refresh token is invalid or was revoked.")
+        grant_id, counter = uuid.UUID(bytes=ids[:16]), int.from_bytes(ids[16:], "big")
+        grant = await uow.oauth_clients.grant(grant_id)
+        now = self.rt.clock.now()
+        if grant is None or grant.oauth_client_id != client.id or not live(grant, now):
+            raise OAuthError("invalid_grant", "The refresh token is invalid or was revoked.")
+        scopes = parse_scope(grant.scope)
+        asked = parse_scope(form.get("scope")) or scopes
+        if not set(asked) <= set(scopes):
+            raise OAuthError("invalid_scope", "A refresh cannot widen the grant's scope.")
+        rotated = await uow.sessions.rotate(grant_id, counter, now, None)
+        if rotated is None:
+            grace = timedelta(seconds=self.rt.settings.refresh_reuse_grace)
+            if not (grant.refresh_counter == counter + 1 and now - grant.refreshed_at <= grace):
+                await uow.sessions.revoke(grant.id, now, "reuse")
+                uow.audit.record(
+                    "oauth.refresh_token_reuse",
+                    subject=grant.user_id,
+                    client_id=client.client_id,
+                    grant_id=str(grant.id),
+                )
+                await uow.commit()
+                raise OAuthError("invalid_grant", "The refresh token is invalid or was revoked.")
+        user = await uow.users.get(grant.user_id)
+        if user is None or not user.is_active:
+            await uow.rollback()
+            raise OAuthError("invalid_grant", "The refresh token is invalid or was revoked.")
+        await uow.commit()
+        return self._tokens(client, user.id, grant, asked, counter=counter + 1)
+
+    async def _client_credentials(
+        self, uow: UnitOfWork, client: OAuthClient, form: dict[str, str]
+    ) -> dict[str, Any]:
+        if not client.is_confidential:
+            raise OAuthError("unauthorized_client", "Only confidential clients may use this grant.")
+        own = [s for s in client.allowed_scopes if s not in STANDARD_SCOPES]
+        asked = parse_scope(form.get("scope")) or own
+        if not set(asked) <= set(own):
+            raise OAuthError("invalid_scope", "Ask only for scopes the client is allowed.")
+        await uow.release()  # nothing written; the client row stays loaded
+        return self._tokens(client, None, None, asked, counter=None)
+
+    def _tokens(
+        self,
+        client: OAuthClient,
+        user_id: uuid.UUID | None,
+        grant: Session | None,
+        scopes: list[str],
+        *,
+        counter: int | None,
+    ) -> dict[str, Any]:
+        now = self.rt.clock.now()
+        iat = int(now.timestamp())
+        ttl = self.rt.settings.access_token_ttl
+        claims: dict[str, Any] = {
+            "iss": self.rt.settings.issuer,
+            "aud": client.client_id,
+            "sub": str(user_id) if user_id is not None else client.client_id,
+            "client_id": client.client_id,
+            "scope": " ".join(scopes),
+            "iat": iat,
+            "exp": iat + ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        if grant is not None:
+            claims["sid"] = str(grant.id)
+        access = self.rt.keyring.sign_claims(claims, typ=ACCESS_TOKEN_TYPE, now=now)
+        answer: dict[str, Any] = {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": ttl,
+            "scope": " ".join(scopes),
+        }
+        if grant is not None and counter is not None:
+            answer["refresh_token"] = self.refresh_token(grant.id, counter)
+        return answer
+
+    def refresh_token(self, grant_id: uuid.UUID, counter: int) -> str:
+        return self.rt.secret.token(
+            GRANT_REFRESH_PURPOSE, grant_id.bytes + counter.to_bytes(8, "big")
+        )
+
+    def id_token(
+        self, client: OAuthClient, user: User, grant: Session, code: dict[str, Any]
+    ) -> str:
+        now = self.rt.clock.now()
+        iat = int(now.timestamp())
+        claims: dict[str, Any] = {
+            "iss": self.rt.settings.issuer,
+            "sub": str(user.id),
+            "aud": client.client_id,
+            "azp": client.client_id,
+            "exp": iat + self.rt.settings.access_token_ttl,
+            "iat": iat,
+            "auth_time": code["auth_time"],
+            "amr": code["amr"],
+            "acr": f"aal{code['aal']}",
+            "sid": code["session"],
+        }
+        if code.get("nonce"):
+            claims["nonce"] = code["nonce"]
+        claims.update(user_claims(user, parse_scope(grant.scope)))
+        return self.rt.keyring.sign_claims(claims, typ=ID_TOKEN_TYPE, now=now)
+
+    # Using tokens -----------------------------------------------------------------------
+
+    async def access(self, uow: UnitOfWork, token: str) -> tuple[dict[str, Any], User | None]:
+        """A live client access token's claims and user; InvalidAccessToken otherwise."""
+        now = self.rt.clock.now()
+        claims = self.rt.keyring.decode(token, now, typ=ACCESS_TOKEN_TYPE)
+        if "client_id" not in claims or claims.get("aud") != claims["client_id"]:
+            raise InvalidAccessToken("not a client's token")
+        if "sid" not in claims:
+            return claims, None  # client_credentials: no user, nothing to end
+        grant = await uow.oauth_clients.grant(uuid.UUID(str(claims["sid"])))
+        if grant is None or grant.revoked_at is not None:
+            raise InvalidAccessToken("grant ended")
+        user = await uow.users.get(grant.user_id)
+        if user is None or not user.is_active or str(user.id) != claims["sub"]:
+            raise InvalidAccessToken("user gone")
+        return claims, user
+
+    async def userinfo(self, uow: UnitOfWork, token: str) -> dict[str, Any]:
+        try:
+            claims, user = await self.access(uow, token)
+        except (InvalidAccessToken, ValueError):
+            raise OAuthError(
+                "invalid_token", "The access token is invalid or expired.", 401
+            ) from None
+        scopes = parse_scope(claims.get("scope"))
+        if user is None or "openid" not in scopes:
+            raise OAuthError("insufficient_scope", "The token lacks the openid scope.", 403)
+        return {"sub": str(user.id), **user_claims(user, scopes)}
+
+    async def revoke(self, uow: UnitOfWork, client: OAuthClient, token: str) -> None:
+        """RFC 7009: end the grant behind a refresh or access token of this client; any
+        other token is ignored (the answer is the same)."""
+        grant_id = self._grant_of(token) or await self._grant_of_access(uow, token, client)
+        if grant_id is None:
+            return
+        grant = await uow.oauth_clients.grant(grant_id)
+        if grant is None or grant.oauth_client_id != client.id:
+            return
+        if await uow.sessions.revoke(grant.id, self.rt.clock.now(), "revoked"):
+            uow.audit.record(
+                "oauth.token_revoked",
+                subject=grant.user_id,
+                client_id=client.client_id,
+                grant_id=str(grant.id),
+            )
+        await uow.commit()
+
+    async def introspect(self, uow: UnitOfWork, client: OAuthClient, token: str) -> dict[str, Any]:
+        """RFC 7662, for the client's own tokens; anything else is inactive."""
+        now = self.rt.clock.now()
+        ids = self.rt.secret.open_token(GRANT_REFRESH_PURPOSE, token, _GRANT_IDS)
+        if ids is not None:
+            grant = await uow.oauth_clients.grant(uuid.UUID(bytes=ids[:16]))
+            counter = int.from_bytes(ids[16:], "big")
+            if (
+                grant is None
+                or grant.oauth_client_id != client.id
+                or not live(grant, now)
+                or counter != grant.refresh_counter
+            ):
+                return {"active": False}
+            return {
+                "active": True,
+                "token_type": "refresh_token",
+                "client_id": client.client_id,
+                "sub": str(grant.user_id),
+                "scope": grant.scope or "",
+                "exp": int(grant.expires_at.timestamp()),
+                "iss": self.rt.settings.issuer,
+            }
+        try:
+            claims, _ = await self.access(uow, token)
+        except (InvalidAccessToken, ValueError):
+            return {"active": False}
+        if claims["client_id"] != client.client_id:
+            return {"active": False}
+        keep = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti")
+        return {"active": True, "token_type": "Bearer", **{k: claims[k] for k in keep}}
+
+    def _grant_of(self, token: str) -> uuid.UUID | None:
+        ids = self.rt.secret.open_token(GRANT_REFRESH_PURPOSE, token, _GRANT_IDS)
+        return uuid.UUID(bytes=ids[:16]) if ids is not None else None
+
+    async def _grant_of_access(
+        self, uow: UnitOfWork, token: str, client: OAuthClient
+    ) -> uuid.UUID | None:
+        try:
+            claims, _ = await self.access(uow, token)
+        except (InvalidAccessToken, ValueError):
+            return None
+        if claims["client_id"] != client.client_id or "sid" not in claims:
+            return None
+        return uuid.UUID(str(claims["sid"]))
+
+    def logout_hint(self, token: str) -> tuple[str, str | None] | None:
+        """The (client id, hosted session id) of an ID token this provider signed (expired
+        ones too: a logout often comes long after sign-in); None if it is not one."""
+        try:
+            claims = self.rt.keyring.decode(
+                token, self.rt.clock.now(), typ=ID_TOKEN_TYPE, check_expiry=False
+            )
+        except InvalidAccessToken:
+            return None
+        aud = claims.get("aud")
+        if not isinstance(aud, str):
+            return None
+        sid = claims.get("sid")
+        return aud, sid if isinstance(sid, str) else None
+
+
+def user_claims(user: User, scopes: list[str]) -> dict[str, Any]:
+    """The standard claims the scopes allow (OpenID Connect Core §5.4)."""
+    claims: dict[str, Any] = {}
+    if "email" in scopes:
+        claims.update(email=user.email, email_verified=user.is_verified)
+    if "profile" in scopes:
+        name = f"{user.first_name} {user.last_name}".strip()
+        claims.update(
+            name=name,
+            given_name=user.first_name,
+            family_name=user.last_name,
+            updated_at=int(user.updated_at.timestamp()),
+        )
+    return claims

@@ -221,5 +221,7 @@ async def test_admin_holds_every_permission(gql: GraphQLClient, container: Conta
             "audit:read",
             "webhooks:read",
             "webhooks:write",
+            "clients:read",
+            "clients:write",
         ]
     )

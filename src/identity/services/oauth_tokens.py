@@ -278,7 +278,7 @@ class Tokens:
         if "sid" not in claims:
             return claims, None  # client_credentials: no user, nothing to end
         grant = await uow.oauth_clients.grant(uuid.UUID(str(claims["sid"])))
-        if grant is None or grant.revoked_at is not None:
+        if grant is None or not live(grant, self.rt.clock.now()):
             raise InvalidAccessToken("grant ended")
         user = await uow.users.get(grant.user_id)
         if user is None or not user.is_active or str(user.id) != claims["sub"]:

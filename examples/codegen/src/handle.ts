@@ -16,10 +16,12 @@ import type {
   ConfirmEmailChangeMutation,
   CreateRoleMutation,
   CreateUserMutation,
+  CreateOAuthClientMutation,
   CreateWebhookEndpointMutation,
   DeleteAccountMutation,
   DeleteRoleMutation,
   DeleteUserMutation,
+  DeleteOAuthClientMutation,
   DeleteWebhookEndpointMutation,
   DeviceSessionFragment,
   FinishProviderSignInMutation,
@@ -31,6 +33,7 @@ import type {
   MyLinkedAccountsQuery,
   MySessionsQuery,
   NextPageFragment,
+  OAuthClientInfoFragment,
   RedeliverWebhookMutation,
   RefreshSessionMutation,
   RegenerateRecoveryCodesMutation,
@@ -43,6 +46,7 @@ import type {
   ResetUserMfaMutation,
   RevertSecurityChangeMutation,
   RevokeAllSessionsMutation,
+  RevokeConsentMutation,
   RevokeRoleMutation,
   RevokeSessionMutation,
   RevokeUserSessionsMutation,
@@ -50,6 +54,7 @@ import type {
   RoleEditorQuery,
   SecondFactorFragment,
   SecondStepFragment,
+  RotateOAuthClientSecretMutation,
   RotateWebhookSecretMutation,
   SendTestWebhookMutation,
   SignInMutation,
@@ -63,6 +68,7 @@ import type {
   UnlinkProviderAccountMutation,
   UpdateProfileMutation,
   UpdateRoleMutation,
+  UpdateOAuthClientMutation,
   UpdateUserMutation,
   UpdateWebhookEndpointMutation,
   UserListQuery,
@@ -964,4 +970,82 @@ export function deliveryRows(data: WebhookDeliveriesQuery): Page<DeliveryRow> {
       .filter(Boolean)
       .join(", "),
   }));
+}
+
+// Admin: OAuth clients (clients.graphql) ---------------------------------------------------------
+
+/** A new client or a rotated secret: a confidential client's secret is in this answer only. */
+export interface ClientWithSecret {
+  client: OAuthClientInfoFragment;
+  clientSecret: string | null; // null for a public client (PKCE alone)
+}
+
+export function createOAuthClientOutcome(
+  result: CreateOAuthClientMutation["createOAuthClient"],
+): Outcome<ClientWithSecret> {
+  switch (result.__typename) {
+    case "CreateOAuthClientSuccess":
+      return {
+        ok: true,
+        value: { client: result.client, clientSecret: result.clientSecret ?? null },
+      };
+    case "ValidationError":
+      return invalidInput(result); // `invalid_url`, `too_many`, `invalid_scope`, …
+    default:
+      return assertNever(result);
+  }
+}
+
+export function updateOAuthClientOutcome(
+  result: UpdateOAuthClientMutation["updateOAuthClient"],
+): Outcome<OAuthClientInfoFragment> {
+  switch (result.__typename) {
+    case "UpdateOAuthClientSuccess":
+      return { ok: true, value: result.client };
+    case "ValidationError":
+      return invalidInput(result);
+    case "NotFound":
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function rotateOAuthClientSecretOutcome(
+  result: RotateOAuthClientSecretMutation["rotateOAuthClientSecret"],
+): Outcome<string | null> {
+  switch (result.__typename) {
+    case "RotateOAuthClientSecretSuccess":
+      return { ok: true, value: result.clientSecret ?? null }; // the old one stopped at once
+    case "NotFound":
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function deleteOAuthClientOutcome(
+  result: DeleteOAuthClientMutation["deleteOAuthClient"],
+): Outcome<string> {
+  switch (result.__typename) {
+    case "DeleteOAuthClientSuccess":
+      return { ok: true, value: result.message };
+    case "NotFound":
+      return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function revokeConsentOutcome(
+  result: RevokeConsentMutation["revokeConsent"],
+): Outcome<string> {
+  switch (result.__typename) {
+    case "RevokeConsentSuccess":
+      return { ok: true, value: result.message };
+    case "NotFound":
+      return rejected(result); // no such client, or no consent to forget
+    default:
+      return assertNever(result);
+  }
 }

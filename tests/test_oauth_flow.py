@@ -307,3 +307,36 @@ async def test_wrong_password_shows_the_page_again(
     )
     denied = await submit(client, denied_page, decision="deny")
     assert "error=access_denied" in denied.headers["location"]
+
+
+async def test_another_clients_code_or_refresh_token_is_refused(
+    client: httpx.AsyncClient, gql: GraphQLClient, container: Container
+) -> None:
+    admin = await make_admin(container, gql)
+    wiki, wiki_secret = await create_client(gql, admin)
+    other, other_secret = await create_client(gql, admin, name="Other app")
+    await signed_up(gql)
+    verifier, challenge = pkce()
+    code = await sign_in_and_consent(client, wiki["clientId"], challenge)
+    stolen = await exchange(client, other["clientId"], other_secret, code, verifier)
+    assert stolen.json()["error"] == "invalid_grant"
+    body = (await exchange(client, wiki["clientId"], wiki_secret, code, verifier)).json()
+    refused = await client.post(
+        "/oauth2/token",
+        data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]},
+        auth=(other["clientId"], other_secret),
+    )
+    assert refused.json()["error"] == "invalid_grant"
+    introspected = await client.post(
+        "/oauth2/introspect",
+        data={"token": body["access_token"]},
+        auth=(other["clientId"], other_secret),
+    )
+    assert introspected.json() == {"active": False}
+    # The owner's grant is untouched by the attempts.
+    still = await client.post(
+        "/oauth2/token",
+        data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]},
+        auth=(wiki["clientId"], wiki_secret),
+    )
+    assert still.status_code == 200, still.text

@@ -31,6 +31,12 @@ def add_commands(commands: Commands) -> None:
         type=int,
         help="seconds until the new key signs (default: IDENTITY_JWKS_MAX_AGE)",
     )
+    rotate.add_argument(
+        "--algorithm",
+        choices=("RS256", "ES256", "EdDSA"),
+        help="the new key's algorithm (default: IDENTITY_JWT_ALGORITHM; RS256 rotates the "
+        "ID-token key when another algorithm signs identity's own tokens)",
+    )
     rotate.set_defaults(run=_keys_rotate)
     revoke = key_commands.add_parser(
         "revoke",
@@ -65,7 +71,9 @@ def _keys_list(settings: Settings, args: argparse.Namespace) -> None:
 def _keys_rotate(settings: Settings, args: argparse.Namespace) -> None:
     async def run() -> None:
         async with command_container(settings) as container, container.unit_of_work() as uow:
-            kid = await container.keys.rotate(uow, activate_in=args.activate_in)
+            kid = await container.keys.rotate(
+                uow, activate_in=args.activate_in, algorithm=args.algorithm
+            )
         delay = settings.jwks_max_age if args.activate_in is None else args.activate_in
         print(f"identity: published key {kid}; it signs in {delay} s, the old key stays published")
 

@@ -143,8 +143,12 @@ class KeyRing:
         audience: str,
         access_token_ttl: int,
         leeway: int,
+        algorithm: str | None = None,
     ) -> None:
         self._secret = secret
+        # identity's own tokens prefer keys of this algorithm (IDENTITY_JWT_ALGORITHM); each
+        # algorithm has its own signer, so an RS256 key can sign ID tokens beside it.
+        self.algorithm = algorithm
         self.issuer = issuer
         self.audience = audience
         self.access_token_ttl = access_token_ttl
@@ -186,24 +190,33 @@ class KeyRing:
                 return key
         return None
 
+    def _own_signer(self, now: datetime) -> _Key | None:
+        """What signs identity's access tokens: the newest key of the configured algorithm,
+        else (before the first rotation after a change of algorithm) the newest key."""
+        preferred = self._signer(now, self.algorithm) if self.algorithm else None
+        return preferred or self._signer(now)
+
     def _published_until(self, key: _Key, now: datetime) -> datetime | None:
-        """None while the key is pending or signing; else when it leaves the JWKS."""
+        """None while the key is pending or signing; else when it leaves the JWKS (a newer
+        key of its algorithm replaced it, and its last token has expired)."""
         if key.activates_at > now:
             return None
         later = [
             k.activates_at
             for k in self._ordered
-            if k.revoked_at is None and now >= k.activates_at > key.activates_at
+            if k.revoked_at is None
+            and k.algorithm == key.algorithm
+            and now >= k.activates_at > key.activates_at
         ]
         if not later:
             return None
         return min(later) + timedelta(seconds=self.access_token_ttl + self.leeway)
 
     def states(self, now: datetime) -> list[KeyState]:
-        signer = self._signer(now)
         result = []
         for key in self._ordered:
             until = self._published_until(key, now)
+            signer = self._signer(now, key.algorithm)
             if key.revoked_at is not None:
                 state = "revoked"
             elif key.activates_at > now:
@@ -245,7 +258,7 @@ class KeyRing:
         amr: list[str] | None = None,
         app_metadata: dict[str, Any] | None = None,
     ) -> str:
-        key = self._signer(now)
+        key = self._own_signer(now)
         if key is None:
             raise RuntimeError("no active signing key; run `identity keys rotate`")
         if key.kid != self._signing_with:

@@ -40,6 +40,7 @@ class Runtime:
                 audience=settings.jwt_audience,
                 access_token_ttl=settings.access_token_ttl,
                 leeway=settings.jwt_leeway,
+                algorithm=settings.jwt_algorithm,
             ),
             limiter=RateLimiter(
                 redis_url=settings.redis_url, key_prefix=settings.rate_limit_key_prefix

@@ -198,6 +198,22 @@ async def test_public_client_with_pkce(
     assert good.status_code == 200, good.text
     again = await exchange(client, app["clientId"], None, code, verifier)
     assert again.json()["error"] == "invalid_grant"
+    # The replay ended the grant the code had started: its refresh token is worthless now.
+    ended = await client.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": good.json()["refresh_token"],
+            "client_id": app["clientId"],
+        },
+    )
+    assert ended.json()["error"] == "invalid_grant"
+    assert (
+        await scalar(
+            container, "SELECT count(*) FROM audit_events WHERE action = 'oauth.code_reuse'"
+        )
+        == 1
+    )
 
 
 @pytest.mark.parametrize(

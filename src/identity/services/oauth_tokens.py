@@ -19,6 +19,7 @@ from typing import Any
 
 from identity.db.models import Session, User
 from identity.db.oauth_models import OAuthClient
+from identity.security.derive import read_token
 from identity.security.jwt import InvalidAccessToken
 from identity.services.challenges import OAUTH_CODE, Challenges
 from identity.services.errors import InvalidToken
@@ -104,6 +105,7 @@ class Tokens:
         try:
             row, user = await self.challenges.open(uow, code, OAUTH_CODE)
         except InvalidToken:
+            await self._replayed(uow, client, code)
             raise OAuthError("invalid_grant", "The code is invalid, used or expired.") from None
         data = row.data
         digest = hashlib.sha256(verifier.encode("ascii")).digest()
@@ -125,7 +127,7 @@ class Tokens:
         now = self.rt.clock.now()
         ttl = self.rt.settings.refresh_token_ttl if offline else self.rt.settings.access_token_ttl
         grant = Session(
-            id=uuid.uuid4(),
+            id=row.id,  # the code's id: a replayed code names the grant it started
             user_id=user.id,
             oauth_client_id=client.id,
             scope=" ".join(scopes),
@@ -154,6 +156,22 @@ class Tokens:
         if "openid" in scopes:
             answer["id_token"] = self.id_token(client, user, grant, data)
         return answer
+
+    async def _replayed(self, uow: UnitOfWork, client: OAuthClient, code: str) -> None:
+        """A used code came back (RFC 6749 §4.1.2): end the grant it started, whose tokens
+        may have been taken with it."""
+        parts = read_token(code, 16)
+        grant = await uow.oauth_clients.grant(uuid.UUID(bytes=parts[0])) if parts else None
+        if grant is None or grant.oauth_client_id != client.id or grant.revoked_at is not None:
+            return
+        await uow.sessions.revoke(grant.id, self.rt.clock.now(), "code_reuse")
+        uow.audit.record(
+            "oauth.code_reuse",
+            subject=grant.user_id,
+            client_id=client.client_id,
+            grant_id=str(grant.id),
+        )
+        await uow.commit()
 
     async def _refresh(
         self, uow: UnitOfWork, client: OAuthClient, form: dict[str, str]

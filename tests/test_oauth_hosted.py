@@ -178,3 +178,21 @@ async def test_logout_without_a_hint_asks_first(
     assert "You are signed out." in done.text
     gone = await authorize(client, app["clientId"], pkce()[1], prompt="none")
     assert "error=login_required" in gone.headers["location"]
+
+
+async def test_prompt_consent_asks_again_and_more_scopes_ask_again(
+    client: httpx.AsyncClient, gql: GraphQLClient, container: Container
+) -> None:
+    admin = await make_admin(container, gql)
+    app, _ = await create_client(gql, admin)
+    await signed_up(gql)
+    page = await authorize(client, app["clientId"], pkce()[1], scope="openid")
+    consent = await submit(client, page, email="ann@example.com", password=PASSWORD)
+    assert "Know who you are here" in consent.text
+    assert "See your email address" not in consent.text
+    code_of(await submit(client, consent, decision="allow"))
+    code_of(await authorize(client, app["clientId"], pkce()[1], scope="openid", prompt="none"))
+    asked = await authorize(client, app["clientId"], pkce()[1], scope="openid", prompt="consent")
+    assert "would like to" in asked.text
+    wider = await authorize(client, app["clientId"], pkce()[1], scope="openid wiki:read")
+    assert "Use your account for wiki:read" in wider.text

@@ -90,7 +90,8 @@ class SessionRepository:
 
     async def device_seen(self, user_id: uuid.UUID, user_agent: str | None) -> bool:
         """Has this user signed in before with this user agent?"""
-        condition = Session.user_id == user_id
+        # A client's grant records the client's server, not a device of the user.
+        condition = (Session.user_id == user_id) & Session.oauth_client_id.is_(None)
         condition &= (
             Session.user_agent.is_(None) if user_agent is None else Session.user_agent == user_agent
         )

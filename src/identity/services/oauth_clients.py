@@ -76,7 +76,7 @@ class OAuthClients:
         now = self.rt.clock.now()
         client = OAuthClient(
             id=uuid.uuid4(),
-            client_id=secrets.token_urlsafe(18),
+            client_id=secrets.token_hex(16),  # no "-": a command-line argument as it is
             name=name,
             redirect_uris=redirect_uris,
             is_confidential=is_confidential,

@@ -12,8 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from identity.config import Settings
-from identity.services.oauth_common import OAuthError
-from identity.services.oauth_tokens import ClientCredentials
+from identity.services.oauth_common import ClientCredentials, OAuthError
 from identity.services.principal import ClientInfo
 
 FORM = "application/x-www-form-urlencoded"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from identity.db.models import Session, User
 from identity.db.oauth_models import OAuthClient
@@ -73,3 +74,26 @@ def allowed_scopes(client: OAuthClient) -> set[str]:
 def parse_scope(text: str | None) -> list[str]:
     """A space-separated scope parameter as a list without repeats, in the given order."""
     return list(dict.fromkeys((text or "").split()))
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    client_id: str
+    secret: str | None
+    method: str  # client_secret_basic | client_secret_post | none
+
+
+def user_claims(user: User, scopes: list[str]) -> dict[str, Any]:
+    """The standard claims the scopes allow (OpenID Connect Core §5.4)."""
+    claims: dict[str, Any] = {}
+    if "email" in scopes:
+        claims.update(email=user.email, email_verified=user.is_verified)
+    if "profile" in scopes:
+        name = f"{user.first_name} {user.last_name}".strip()
+        claims.update(
+            name=name,
+            given_name=user.first_name,
+            family_name=user.last_name,
+            updated_at=int(user.updated_at.timestamp()),
+        )
+    return claims

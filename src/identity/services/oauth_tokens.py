@@ -13,7 +13,6 @@ import base64
 import hashlib
 import hmac
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +20,7 @@ from identity.db.models import Session, User
 from identity.db.oauth_models import OAuthClient
 from identity.security.derive import read_token
 from identity.security.jwt import InvalidAccessToken
+from identity.services import events
 from identity.services.challenges import OAUTH_CODE, Challenges
 from identity.services.errors import InvalidToken
 from identity.services.oauth_authorize import CHALLENGE
@@ -29,9 +29,11 @@ from identity.services.oauth_common import (
     ACCESS_TOKEN_TYPE,
     GRANT_REFRESH_PURPOSE,
     ID_TOKEN_TYPE,
+    ClientCredentials,
     OAuthError,
     live,
     parse_scope,
+    user_claims,
 )
 from identity.services.principal import ClientInfo
 from identity.services.runtime import Runtime
@@ -39,13 +41,6 @@ from identity.services.uow import UnitOfWork
 
 _GRANT_IDS = 16 + 8
 _VERIFIER_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-
-
-@dataclass(frozen=True, slots=True)
-class ClientCredentials:
-    client_id: str
-    secret: str | None
-    method: str  # client_secret_basic | client_secret_post | none
 
 
 class Tokens:
@@ -143,6 +138,7 @@ class Tokens:
             authenticated_at=datetime.fromtimestamp(data["auth_time"], UTC),
         )
         uow.sessions.add(grant)
+        uow.events.add(events.SESSION_CREATED, events.session_data(grant))  # a session too
         uow.audit.record(
             "oauth.code_exchanged",
             actor=user.id,
@@ -165,6 +161,7 @@ class Tokens:
         if grant is None or grant.oauth_client_id != client.id or grant.revoked_at is not None:
             return
         await uow.sessions.revoke(grant.id, self.rt.clock.now(), "code_reuse")
+        events.sessions_ended(uow.events, grant.user_id, [grant.id], "code_reuse")
         uow.audit.record(
             "oauth.code_reuse",
             subject=grant.user_id,
@@ -196,6 +193,7 @@ class Tokens:
             grace = timedelta(seconds=self.rt.settings.refresh_reuse_grace)
             if not (grant.refresh_counter == counter + 1 and now - grant.refreshed_at <= grace):
                 await uow.sessions.revoke(grant.id, now, "reuse")
+                events.sessions_ended(uow.events, grant.user_id, [grant.id], "reuse")
                 uow.audit.record(
                     "oauth.refresh_token_reuse",
                     subject=grant.user_id,
@@ -325,6 +323,7 @@ class Tokens:
         if grant is None or grant.oauth_client_id != client.id:
             return
         if await uow.sessions.revoke(grant.id, self.rt.clock.now(), "revoked"):
+            events.sessions_ended(uow.events, grant.user_id, [grant.id], "revoked")
             uow.audit.record(
                 "oauth.token_revoked",
                 subject=grant.user_id,
@@ -394,19 +393,3 @@ class Tokens:
             return None
         sid = claims.get("sid")
         return aud, sid if isinstance(sid, str) else None
-
-
-def user_claims(user: User, scopes: list[str]) -> dict[str, Any]:
-    """The standard claims the scopes allow (OpenID Connect Core §5.4)."""
-    claims: dict[str, Any] = {}
-    if "email" in scopes:
-        claims.update(email=user.email, email_verified=user.is_verified)
-    if "profile" in scopes:
-        name = f"{user.first_name} {user.last_name}".strip()
-        claims.update(
-            name=name,
-            given_name=user.first_name,
-            family_name=user.last_name,
-            updated_at=int(user.updated_at.timestamp()),
-        )
-    return claims

@@ -214,6 +214,15 @@ class Settings(BaseSettings):
         default=10.0, gt=0, le=60, description="Seconds identity waits for a provider's answer."
     )
 
+    # Sender-constrained tokens (DPoP, RFC 9449)
+    dpop: Literal["optional", "required"] = "optional"
+    """`optional`: a sign-in or refresh that carries a `DPoP` proof binds the session to the
+    proof's key, one without stays a bearer session. `required`: every request that issues
+    tokens must carry a proof."""
+    dpop_proof_max_age: int = Field(default=60, ge=5, le=600)
+    """Seconds a DPoP proof's `iat` may lie in the past (plus `IDENTITY_JWT_LEEWAY` either
+    way); each proof is good for one request."""
+
     # GraphQL limits
     max_query_depth: int = Field(default=15, ge=2, le=100)
     """Deepest selection nesting of an operation."""

@@ -23,6 +23,7 @@ from identity.services.admin import Admin
 from identity.services.auth import Auth
 from identity.services.challenges import Challenges
 from identity.services.datakeys import DataKeys
+from identity.services.dpop import Dpop
 from identity.services.external import ExternalLogin, ExternalProviders
 from identity.services.external_accounts import ExternalAccounts
 from identity.services.factors import Factors
@@ -72,6 +73,7 @@ class Container:
     external_login: ExternalLogin
     external_accounts: ExternalAccounts
     revert: Revert
+    dpop: Dpop
     # The outbox: one sender per channel, each woken up at once by a commit that queued
     # something for it.
     mail: Courier[OutboxMessage]
@@ -173,6 +175,7 @@ class Container:
             external_accounts=ExternalAccounts(
                 runtime, providers, auth, challenges, tokens, throttle
             ),
+            dpop=Dpop(runtime, writes),
             revert=Revert(runtime, tokens),
         )
 

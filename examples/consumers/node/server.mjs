@@ -3,7 +3,7 @@
 //   IDENTITY_ISSUER=https://id.example.com PORT=3000 node server.mjs
 import http from "node:http";
 
-import { bearerToken, createVerifier, InvalidToken } from "./verify.mjs";
+import { accessToken, createVerifier, InvalidToken } from "./verify.mjs";
 
 const verify = createVerifier({
   issuer: process.env.IDENTITY_ISSUER,
@@ -11,13 +11,21 @@ const verify = createVerifier({
   jwksUrl: process.env.IDENTITY_JWKS_URL, // when the service reaches identity elsewhere
 });
 
+// The URL clients call this service at (for DPoP proofs): behind a proxy, its public origin.
+const publicOrigin = process.env.PUBLIC_ORIGIN;
+
 // The caller's verified token, or an HTTP status and message to answer instead.
 async function authenticate(request, { role, aal = 1 } = {}) {
-  const token = bearerToken(request.headers.authorization);
-  if (!token) return { status: 401, message: "a bearer token is required" };
+  const given = accessToken(request.headers.authorization);
+  if (!given) return { status: 401, message: "a bearer or DPoP token is required" };
+  const origin = publicOrigin ?? `http://${request.headers.host}`;
+  const dpop =
+    given.scheme === "dpop"
+      ? { proof: request.headers.dpop ?? "", method: request.method, url: origin + new URL(request.url, origin).pathname }
+      : null;
   let access;
   try {
-    access = await verify(token);
+    access = await verify(given.token, dpop);
   } catch (error) {
     if (error instanceof InvalidToken) return { status: 401, message: "the token is invalid or expired" };
     return { status: 503, message: "cannot verify tokens right now" };

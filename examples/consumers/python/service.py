@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from identity_tokens import AccessToken, InvalidToken, KeysUnavailable, TokenVerifier
+from identity_tokens import AccessToken, Dpop, InvalidToken, KeysUnavailable, TokenVerifier
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -21,18 +21,24 @@ from starlette.routing import Route
 
 
 class Authenticate:
-    def __init__(self, verifier: TokenVerifier) -> None:
+    def __init__(self, verifier: TokenVerifier, public_origin: str | None = None) -> None:
         self.verifier = verifier
+        self.public_origin = public_origin  # e.g. https://api.example.com
 
     async def __call__(
         self, request: Request, *, role: str | None = None, aal: int = 1
     ) -> AccessToken:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise _unauthorized("a bearer token is required")
+        if scheme.lower() not in ("bearer", "dpop") or not token:
+            raise _unauthorized("a bearer or DPoP token is required")
+        dpop = None
+        if scheme.lower() == "dpop":
+            # The URL the client called: behind a proxy, your public origin, not request.url's.
+            url = f"{self.public_origin or str(request.base_url).rstrip('/')}{request.url.path}"
+            dpop = Dpop(request.headers.get("DPoP", ""), request.method, url)
         try:
             # PyJWKClient fetches over blocking HTTP: keep it off the event loop.
-            access = await run_in_threadpool(self.verifier.verify, token.strip())
+            access = await run_in_threadpool(self.verifier.verify, token.strip(), dpop)
         except InvalidToken:
             raise _unauthorized("the token is invalid or expired") from None
         except KeysUnavailable:

@@ -168,6 +168,9 @@ class Session(Base):
     amr: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["pwd"])
     # When credentials were last proven in this session: the re-authentication window.
     authenticated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # DPoP (RFC 9449): the thumbprint of the key the session is bound to, if the client
+    # offered one when it signed in; its tokens and refreshes then need proofs by that key.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
 
 class SigningKey(Base):
@@ -432,3 +435,16 @@ class ExternalAccount(Base):
     __table_args__ = (
         UniqueConstraint("provider", "subject", name="uq_external_accounts_provider_subject"),
     )
+
+
+class DpopProof(Base):
+    """A DPoP proof seen recently (by key thumbprint and `jti`): each is good for one request.
+
+    Used when no Redis is configured (or it is unreachable), so that every instance on the
+    database refuses a replay; rows past `expires_at` are pruned by housekeeping.
+    """
+
+    __tablename__ = "dpop_proofs"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -15,13 +15,21 @@ from strawberry.types import Info
 
 from identity.container import Container
 from identity.graphql.dataloaders import Loaders
+from identity.security.dpop import InvalidProof
 from identity.services.auth import Unauthenticated
+from identity.services.dpop import HEADER as DPOP_HEADER
 from identity.services.principal import ClientInfo, Principal
 from identity.services.uow import UnitOfWork
 
 
 def unauthenticated(message: str = "Sign in first: no usable access token.") -> GraphQLError:
     return GraphQLError(message, extensions={"code": "UNAUTHENTICATED"})
+
+
+def invalid_dpop_proof(reason: str) -> GraphQLError:
+    return GraphQLError(
+        f"The DPoP proof is not usable: {reason}.", extensions={"code": "INVALID_DPOP_PROOF"}
+    )
 
 
 class Context:
@@ -55,14 +63,45 @@ class Context:
             user_agent=self.request.headers.get("user-agent"),
         )
 
-    def bearer_token(self) -> str | None:
+    def access_token(self) -> tuple[str, str] | None:
+        """(scheme, token) from the Authorization header: `bearer` or `dpop`."""
         header = self.request.headers.get("authorization")
         if header is None:
             return None
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise unauthenticated("The Authorization header must be `Bearer <access token>`.")
-        return token.strip()
+        if scheme.lower() not in ("bearer", "dpop") or not token.strip():
+            raise unauthenticated(
+                "The Authorization header must be `Bearer <access token>` or `DPoP <access "
+                "token>` with a DPoP proof."
+            )
+        return scheme.lower(), token.strip()
+
+    def _proofs(self) -> list[str]:
+        return self.request.headers.getlist(DPOP_HEADER)
+
+    async def proven_key(self, *, required: bool = False) -> str | None:
+        """The thumbprint of the key behind the request's DPoP proof; None without one (unless
+        `required`); INVALID_DPOP_PROOF for a proof that fails."""
+        proofs = self._proofs()
+        if not proofs and not required:
+            return None
+        dpop = self.container.dpop
+        try:
+            if not proofs:
+                raise InvalidProof("a DPoP proof is required")
+            return await dpop.check(proofs, method=self.request.method, url=dpop.graphql_url)
+        except InvalidProof as exc:
+            raise invalid_dpop_proof(str(exc)) from None
+
+    async def issuing_client(self) -> ClientInfo:
+        """The client of a request that issues tokens, with the DPoP key its proof showed
+        (the new session is bound to it); INVALID_DPOP_PROOF for a proof that fails."""
+        jkt = await self.proven_key(required=self.container.dpop.required)
+        if jkt is None:
+            return self.client
+        return ClientInfo(
+            ip_address=self.client.ip_address, user_agent=self.client.user_agent, dpop_jkt=jkt
+        )
 
     async def principal(self) -> Principal | None:
         """The caller, or None without a token; UNAUTHENTICATED for an unusable token."""
@@ -96,13 +135,29 @@ class Context:
         return principal
 
     async def _load_principal(self) -> Principal | None:
-        token = self.bearer_token()
-        if token is None:
+        given = self.access_token()
+        if given is None:
             return None
+        scheme, token = given
+        jkt = None
+        if scheme == "dpop":  # the proof must be by the token's key, for this request
+            dpop = self.container.dpop
+            try:
+                jkt = await dpop.check(
+                    self._proofs(),
+                    method=self.request.method,
+                    url=dpop.graphql_url,
+                    access_token=token,
+                )
+            except InvalidProof as exc:
+                raise unauthenticated(f"The DPoP proof is not usable: {exc}.") from None
         try:
-            principal = await self.container.auth.authenticate(token)
+            principal = await self.container.auth.authenticate(token, jkt)
         except Unauthenticated:
-            raise unauthenticated("The access token is invalid, expired or revoked.") from None
+            raise unauthenticated(
+                "The access token is invalid, expired or revoked, or bound to a DPoP key this "
+                "request did not prove."
+            ) from None
         self.state["user_id"] = str(principal.user_id)
         loaders = self.loaders
         loaders.known_roles[principal.user_id] = principal.roles

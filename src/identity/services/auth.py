@@ -59,6 +59,7 @@ class AuthResult:
     session_id: uuid.UUID
     session_ends: datetime  # the refresh token's absolute end (a cookie's lifetime)
     assurance: Assurance = PASSWORD_ONLY
+    dpop_jkt: str | None = None  # the tokens are bound to this DPoP key (token type DPoP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,7 @@ class Auth:
         counter: int,
         session_ends: datetime,
         assurance: Assurance,
+        dpop_jkt: str | None = None,
     ) -> AuthResult:
         # Other services read `roles`: a role that requires MFA is left out at aal 1.
         access = self.rt.keyring.sign(
@@ -129,6 +131,7 @@ class Auth:
             amr=list(assurance.amr),
             app_metadata=user.app_metadata or {},
             now=self.rt.clock.now(),
+            jkt=dpop_jkt,
         )
         return AuthResult(
             access_token=access,
@@ -139,6 +142,7 @@ class Auth:
             session_id=session_id,
             session_ends=session_ends,
             assurance=assurance,
+            dpop_jkt=dpop_jkt,
         )
 
     async def start_session(
@@ -168,6 +172,7 @@ class Auth:
             aal=assurance.aal,
             amr=list(assurance.amr),
             authenticated_at=now,
+            dpop_jkt=client.dpop_jkt,
         )
         # A new device, not the first sign-in ever (that is the account's own first device).
         if (
@@ -201,7 +206,9 @@ class Auth:
         # As stored, without marking the row changed (the UPDATE above wrote it).
         set_committed_value(user, "last_login_at", now)
         roles = list(user.roles) if roles is None else roles
-        return self._issue(user, roles, session.id, 0, session.expires_at, assurance)
+        return self._issue(
+            user, roles, session.id, 0, session.expires_at, assurance, session.dpop_jkt
+        )
 
     # Use cases --------------------------------------------------------------------------
 
@@ -280,22 +287,40 @@ class Auth:
         await uow.commit()
         raise error
 
-    async def refresh(self, uow: UnitOfWork, token: str | None) -> AuthResult:
+    async def refresh(
+        self, uow: UnitOfWork, token: str | None, dpop_jkt: str | None = None
+    ) -> AuthResult:
+        """New tokens for a refresh token; a session bound to a DPoP key needs a proof by it
+        (`dpop_jkt`: the key of the request's proof, if it had one)."""
         session_id, counter = self._open_refresh_token(token)
         now = self.rt.clock.now()
         idle_since = self._idle_since(now)
+        # With DPoP required, a session from before (bound to no key) refreshes no more.
+        unbound = self.rt.settings.dpop != "required"
         if self.hot is not None:  # PostgreSQL: rotate and read the user in one statement
-            done = await self.hot.rotate(session_id, counter, now, idle_since)
+            done = await self.hot.rotate(
+                session_id, counter, now, idle_since, dpop_jkt, unbound=unbound
+            )
             if done is not None:
                 user, roles, session = done
                 return self._issue(
-                    user, roles, session_id, counter + 1, session.ends, _assurance(session)
+                    user,
+                    roles,
+                    session_id,
+                    counter + 1,
+                    session.ends,
+                    _assurance(session),
+                    session.jkt,
                 )
             rotated = None
         else:
-            rotated = await uow.sessions.rotate(session_id, counter, now, idle_since)
+            rotated = await uow.sessions.rotate(
+                session_id, counter, now, idle_since, dpop_jkt, unbound=unbound
+            )
         if rotated is None:
-            rotated = await self._successor_within_grace(uow, session_id, counter, now)
+            rotated = await self._successor_within_grace(
+                uow, session_id, counter, now, dpop_jkt, unbound=unbound
+            )
         counter += 1
         found = await uow.users.get(rotated.user_id)
         if found is None or not found.is_active:
@@ -303,15 +328,33 @@ class Auth:
             raise InvalidToken()
         roles = await uow.roles.of_user(found.id)
         await uow.commit()
-        return self._issue(found, roles, session_id, counter, rotated.ends, _assurance(rotated))
+        return self._issue(
+            found, roles, session_id, counter, rotated.ends, _assurance(rotated), rotated.jkt
+        )
 
     async def _successor_within_grace(
-        self, uow: UnitOfWork, session_id: uuid.UUID, counter: int, now: datetime
+        self,
+        uow: UnitOfWork,
+        session_id: uuid.UUID,
+        counter: int,
+        now: datetime,
+        dpop_jkt: str | None,
+        *,
+        unbound: bool,
     ) -> Rotated:
         """The token was not current: the grace rule, or reuse detection."""
         session = await uow.sessions.get(session_id)
         if session is None or not self._live(session, now) or counter >= session.refresh_counter:
-            # Unknown, ended, or current but not rotated (its user was deactivated).
+            # Unknown, ended, or current but not rotated (its user was deactivated, or the
+            # session is bound to a DPoP key the request did not prove).
+            if session is not None and not _proven(session, dpop_jkt, unbound):
+                log.info(
+                    "refresh of DPoP-bound session %s refused: no proof by its key", session.id
+                )
+            raise InvalidToken()
+        if not _proven(session, dpop_jkt, unbound):
+            # A stolen token without the key: refused, and the session is left alone (ending
+            # it would let the thief sign its owner out).
             raise InvalidToken()
         grace = timedelta(seconds=self.rt.settings.refresh_reuse_grace)
         if session.refresh_counter == counter + 1 and now - session.refreshed_at <= grace:
@@ -321,15 +364,18 @@ class Auth:
                 ends=session.expires_at,
                 aal=session.aal,
                 amr=list(session.amr),
+                jkt=session.dpop_jkt,
             )
         await self._reuse_detected(uow, session, now)
         raise InvalidToken()
 
-    async def logout(self, uow: UnitOfWork, token: str | None) -> None:
+    async def logout(self, uow: UnitOfWork, token: str | None, dpop_jkt: str | None = None) -> None:
         session_id, counter = self._open_refresh_token(token)
         now = self.rt.clock.now()
         session = await uow.sessions.get(session_id)
         if session is None or not self._live(session, now) or counter > session.refresh_counter:
+            raise InvalidToken()
+        if not _proven(session, dpop_jkt):  # a stolen refresh token cannot sign anyone out
             raise InvalidToken()
         grace = timedelta(seconds=self.rt.settings.refresh_reuse_grace)
         current = session.refresh_counter == counter
@@ -376,8 +422,12 @@ class Auth:
             and (idle_since is None or session.last_used_at > idle_since)
         )
 
-    async def authenticate(self, access_token: str) -> Principal:
-        """The principal behind an access token, checked against the database every time."""
+    async def authenticate(self, access_token: str, dpop_jkt: str | None = None) -> Principal:
+        """The principal behind an access token, checked against the database every time.
+
+        `dpop_jkt` is the key of the request's DPoP proof (for the `DPoP` scheme): a token
+        bound to a key (`cnf.jkt`) needs a proof by it, and a bearer token takes none.
+        """
         now = self.rt.clock.now()
         try:
             claims = self.rt.keyring.verify(access_token, now)
@@ -391,6 +441,8 @@ class Auth:
                 raise Unauthenticated() from None
         except InvalidAccessToken:
             raise Unauthenticated() from None
+        if claims.jkt != dpop_jkt:
+            raise Unauthenticated()
         if self.hot is not None:
             rows = await self.hot.principal(
                 session_id=claims.sid, user_id=claims.sub, kid=claims.kid, now=now
@@ -413,6 +465,14 @@ class Auth:
             assurance=Assurance(aal=rows.aal, amr=tuple(rows.amr)),
             authenticated_at=rows.authenticated_at,
         )
+
+
+def _proven(session: Session, dpop_jkt: str | None, unbound: bool = True) -> bool:
+    """The request proved the DPoP key the session is bound to, or it is bound to none (and
+    `unbound` sessions are allowed)."""
+    if session.dpop_jkt is None:
+        return unbound
+    return session.dpop_jkt == dpop_jkt
 
 
 def _assurance(session: Rotated) -> Assurance:

@@ -21,6 +21,8 @@ FEDERATED = "fed"
 class ClientInfo:
     ip_address: str | None = None
     user_agent: str | None = None
+    # The thumbprint of the key whose DPoP proof came with a request that issues tokens.
+    dpop_jkt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,11 +155,12 @@ class MfaMutations:
     )
     async def verify_mfa(self, info: GraphQLInfo, input: VerifyMfaInput) -> VerifyMfaResult:
         context = info.context
+        client = await context.issuing_client()
         async with context.unit_of_work() as uow:
             result = await context.container.second_step.verify(
                 uow,
                 input.mfa_token,
-                context.client,
+                client,
                 totp_code_given=input.totp_code,
                 recovery_code_given=input.recovery_code,
             )

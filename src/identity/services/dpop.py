@@ -1,0 +1,73 @@
+"""DPoP (RFC 9449): sessions bound to a key the client holds, and the proofs that show it.
+
+The checks of one proof are in `identity.security.dpop`. Here: which requests need one
+(`IDENTITY_DPOP`), the URL a proof must name, and the replay cache. A proof is good for one
+request: its thumbprint and `jti` are recorded until its `iat` could no longer pass, in Redis
+when it is configured and answering, else in the database, so that every instance refuses a
+proof another one has seen (never in one process's memory).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from identity.repositories.dpop import DpopProofRepository
+from identity.security.dpop import InvalidProof, verify_proof
+from identity.services.runtime import Runtime
+
+HEADER = "DPoP"
+SCHEME = "DPoP"
+
+
+class Dpop:
+    def __init__(self, rt: Runtime, writes: async_sessionmaker[AsyncSession]) -> None:
+        self.rt = rt
+        self.writes = writes
+
+    @property
+    def required(self) -> bool:
+        return self.rt.settings.dpop == "required"
+
+    @property
+    def graphql_url(self) -> str:
+        """What `htu` must name for the GraphQL endpoint: its public URL."""
+        return self.rt.settings.public_url.rstrip("/") + "/graphql"
+
+    async def check(
+        self, proofs: list[str], *, method: str, url: str, access_token: str | None = None
+    ) -> str:
+        """The thumbprint of the key behind the request's one proof, used for the first time."""
+        if len(proofs) != 1:
+            raise InvalidProof("exactly one DPoP header is allowed")
+        settings = self.rt.settings
+        now = self.rt.clock.now()
+        proof = verify_proof(
+            proofs[0],
+            method=method,
+            url=url,
+            now=now,
+            max_age=settings.dpop_proof_max_age,
+            leeway=settings.jwt_leeway,
+            access_token=access_token,
+        )
+        # Until the proof's iat is too old to pass (the window plus the leeway both ways).
+        keep = settings.dpop_proof_max_age + 2 * settings.jwt_leeway
+        key = hashlib.sha256(f"{proof.jkt}\0{proof.jti}".encode()).hexdigest()
+        first = await self.rt.limiter.first_use("dpop", key, keep)
+        if first is None:
+            async with self.writes() as db:
+                first = await DpopProofRepository(db).first_use(key, now + timedelta(seconds=keep))
+                await db.commit()
+        if not first:
+            raise InvalidProof("this proof was used already")
+        return proof.jkt
+
+    async def prune(self) -> int:
+        """Forget the proofs whose time has passed (housekeeping)."""
+        async with self.writes() as db:
+            count = await DpopProofRepository(db).prune(self.rt.clock.now())
+            await db.commit()
+        return count

@@ -349,3 +349,12 @@ async def test_cors_lets_browsers_send_proofs(client: httpx.AsyncClient) -> None
     )
     assert response.status_code == 200
     assert "dpop" in response.headers["access-control-allow-headers"].lower()
+
+
+async def test_a_proof_for_a_token_that_is_no_good_is_not_recorded(
+    gql: GraphQLClient, container: Container, holder: Holder
+) -> None:
+    # Refused before anything is written: made-up tokens cannot fill the replay record.
+    answer = await me(gql, "made.up.token", holder.proof("made.up.token"))
+    assert code(answer) == "UNAUTHENTICATED"
+    assert await scalar(container, "SELECT count(*) FROM dpop_proofs") == 0

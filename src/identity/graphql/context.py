@@ -139,20 +139,22 @@ class Context:
         if given is None:
             return None
         scheme, token = given
-        jkt = None
-        if scheme == "dpop":  # the proof must be by the token's key, for this request
-            dpop = self.container.dpop
-            try:
-                jkt = await dpop.check(
+        dpop, proof = self.container.dpop, None
+        try:
+            if scheme == "dpop":  # the proof must be by the token's key, for this request
+                proof = dpop.verify(
                     self._proofs(),
                     method=self.request.method,
                     url=dpop.graphql_url,
                     access_token=token,
                 )
-            except InvalidProof as exc:
-                raise unauthenticated(f"The DPoP proof is not usable: {exc}.") from None
-        try:
-            principal = await self.container.auth.authenticate(token, jkt)
+            principal = await self.container.auth.authenticate(
+                token, None if proof is None else proof.jkt
+            )
+            if proof is not None:  # recorded once the token is known good: no junk rows
+                await dpop.record(proof)
+        except InvalidProof as exc:
+            raise unauthenticated(f"The DPoP proof is not usable: {exc}.") from None
         except Unauthenticated:
             raise unauthenticated(
                 "The access token is invalid, expired or revoked, or bound to a DPoP key this "

@@ -15,7 +15,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from identity.repositories.dpop import DpopProofRepository
-from identity.security.dpop import InvalidProof, verify_proof
+from identity.security.dpop import InvalidProof, Proof, verify_proof
 from identity.services.runtime import Runtime
 
 HEADER = "DPoP"
@@ -40,30 +40,41 @@ class Dpop:
         self, proofs: list[str], *, method: str, url: str, access_token: str | None = None
     ) -> str:
         """The thumbprint of the key behind the request's one proof, used for the first time."""
+        proof = self.verify(proofs, method=method, url=url, access_token=access_token)
+        await self.record(proof)
+        return proof.jkt
+
+    def verify(
+        self, proofs: list[str], *, method: str, url: str, access_token: str | None = None
+    ) -> Proof:
+        """The request's one proof, checked (but not yet recorded as used)."""
         if len(proofs) != 1:
             raise InvalidProof("exactly one DPoP header is allowed")
         settings = self.rt.settings
-        now = self.rt.clock.now()
-        proof = verify_proof(
+        return verify_proof(
             proofs[0],
             method=method,
             url=url,
-            now=now,
+            now=self.rt.clock.now(),
             max_age=settings.dpop_proof_max_age,
             leeway=settings.jwt_leeway,
             access_token=access_token,
         )
+
+    async def record(self, proof: Proof) -> None:
+        """Remember the proof as used; InvalidProof if it was used before (anywhere)."""
+        settings = self.rt.settings
         # Until the proof's iat is too old to pass (the window plus the leeway both ways).
         keep = settings.dpop_proof_max_age + 2 * settings.jwt_leeway
         key = hashlib.sha256(f"{proof.jkt}\0{proof.jti}".encode()).hexdigest()
         first = await self.rt.limiter.first_use("dpop", key, keep)
         if first is None:
+            expires_at = self.rt.clock.now() + timedelta(seconds=keep)
             async with self.writes() as db:
-                first = await DpopProofRepository(db).first_use(key, now + timedelta(seconds=keep))
+                first = await DpopProofRepository(db).first_use(key, expires_at)
                 await db.commit()
         if not first:
             raise InvalidProof("this proof was used already")
-        return proof.jkt
 
     async def prune(self) -> int:
         """Forget the proofs whose time has passed (housekeeping)."""

@@ -30,7 +30,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from bench import loadgen, mfa, procs, profile_summary, references, report, seed
+from bench import dpop, loadgen, mfa, procs, profile_summary, references, report, seed
 from bench.loadgen import Load, Result
 from identity.config import Settings
 
@@ -63,6 +63,7 @@ class Bench:
     dsn: str = ""
     secret_key: str = ""
     mfa_users: list[mfa.MfaUser] = field(default_factory=list)
+    dpop_sessions: list[tuple[dpop.Key, str]] = field(default_factory=list)
 
     def file(self, name: str, lines: list[str]) -> Path:
         self.serial += 1
@@ -136,6 +137,22 @@ def verify_mfa_load(b: Bench) -> Load:
     return Load("mfa.lua", [str(pairs), str(b.opts.threads)], b.opts.connections)
 
 
+DPOP_RATE_GUESS = 4000  # DPoP `me` requests/s to make proofs for: more than it reaches
+
+
+def me_dpop_load(b: Bench) -> Load:
+    """`me` with DPoP-bound tokens, one session per connection, a new proof per request."""
+    query = b.once("me.graphql", lambda: [ME_QUERY])
+    if not b.dpop_sessions:
+        b.dpop_sessions = dpop.bound_sessions(
+            b.server.url, b.some_users(b.opts.connections), seed.PASSWORD
+        )
+    per_session = int(DPOP_RATE_GUESS * b.opts.duration / len(b.dpop_sessions)) + 2
+    lines = dpop.proof_lines(b.dpop_sessions, f"{b.server.url}/graphql", per_session)
+    proofs = b.file("dpop-proofs", lines)
+    return Load("dpop.lua", [str(query), str(proofs), str(b.opts.threads)], b.opts.connections)
+
+
 def register_load(b: Bench) -> Load:
     b.serial += 1  # a new tag each run: every address is new
     return Load("register.lua", [f"{b.tag}{b.serial}", seed.PASSWORD], b.opts.login_connections)
@@ -175,6 +192,7 @@ SCENARIOS = [
     ),
     Scenario("register", "`register` (a new address each)", register_load),
     Scenario("verify-mfa", "`verifyMfa` with a TOTP code", verify_mfa_load),
+    Scenario("me-dpop", "`me` with a DPoP-bound token and a fresh proof", me_dpop_load),
     Scenario(
         "me-under-login-flood",
         "`me` during a login flood",

@@ -175,7 +175,7 @@ class Container:
             external_accounts=ExternalAccounts(
                 runtime, providers, auth, challenges, tokens, throttle
             ),
-            dpop=Dpop(runtime, writes),
+            dpop=Dpop(runtime, writes, hot),
             revert=Revert(runtime, tokens),
         )
 

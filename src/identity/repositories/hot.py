@@ -59,6 +59,10 @@ LEFT JOIN roles r ON r.id = ur.role_id
 """  # noqa: S608 - constant fragments; every value is a bound parameter
 
 
+# A DPoP proof seen for the first time (the replay record when no Redis keeps it).
+RECORD_PROOF = "INSERT INTO dpop_proofs (key, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+
+
 class PostgresHotPath:
     def __init__(self, database_url: str, pool_size: int) -> None:
         url = make_url(database_url)
@@ -126,6 +130,11 @@ class PostgresHotPath:
                 for role_id, granted in permissions.items()
             },
         )
+
+    async def record_proof(self, key: str, expires_at: datetime) -> bool:
+        """Record a DPoP proof; False if it was recorded already (a replay)."""
+        status: str = await self.pool.execute(RECORD_PROOF, key, expires_at)
+        return status.endswith(" 1")
 
     async def rotate(
         self,

@@ -68,7 +68,7 @@ def verify_proof(
     if _PRIVATE_MEMBERS & set(key):
         raise InvalidProof("the jwk must be a public key")
     try:
-        public = jwt.PyJWK(key, algorithm)
+        public = _public_key(key, algorithm)
         claims: dict[str, Any] = jwt.decode(
             proof,
             public.key,
@@ -90,6 +90,23 @@ def verify_proof(
     if access_token is not None and claims.get("ath") != access_token_hash(access_token):
         raise InvalidProof("ath is not the hash of the access token")
     return Proof(jkt=thumbprint(key), jti=jti, iat=iat)
+
+
+_KEYS: dict[tuple[str, str], jwt.PyJWK] = {}
+_KEYS_MAX = 4096
+
+
+def _public_key(jwk: dict[str, Any], algorithm: str) -> jwt.PyJWK:
+    """The key of a proof's `jwk`, parsed once per key and algorithm (a client sends the same
+    one with every request)."""
+    cache_key = (json.dumps(jwk, sort_keys=True, separators=(",", ":")), algorithm)
+    found = _KEYS.get(cache_key)
+    if found is None:
+        found = jwt.PyJWK(jwk, algorithm)
+        if len(_KEYS) >= _KEYS_MAX:
+            _KEYS.clear()
+        _KEYS[cache_key] = found
+    return found
 
 
 def thumbprint(jwk: dict[str, Any]) -> str:

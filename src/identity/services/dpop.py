@@ -15,6 +15,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from identity.repositories.dpop import DpopProofRepository
+from identity.repositories.hot import PostgresHotPath
 from identity.security.dpop import InvalidProof, Proof, verify_proof
 from identity.services.runtime import Runtime
 
@@ -23,9 +24,15 @@ SCHEME = "DPoP"
 
 
 class Dpop:
-    def __init__(self, rt: Runtime, writes: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        writes: async_sessionmaker[AsyncSession],
+        hot: PostgresHotPath | None = None,
+    ) -> None:
         self.rt = rt
         self.writes = writes
+        self.hot = hot  # PostgreSQL: the record is one prepared statement
 
     @property
     def required(self) -> bool:
@@ -70,9 +77,12 @@ class Dpop:
         first = await self.rt.limiter.first_use("dpop", key, keep)
         if first is None:
             expires_at = self.rt.clock.now() + timedelta(seconds=keep)
-            async with self.writes() as db:
-                first = await DpopProofRepository(db).first_use(key, expires_at)
-                await db.commit()
+            if self.hot is not None:
+                first = await self.hot.record_proof(key, expires_at)
+            else:
+                async with self.writes() as db:
+                    first = await DpopProofRepository(db).first_use(key, expires_at)
+                    await db.commit()
         if not first:
             raise InvalidProof("this proof was used already")
 

@@ -327,12 +327,13 @@ def test_the_python_service_answers_by_token_and_role(
     verifier = tokens_module.TokenVerifier(
         issuer=ISSUER, audience="identity", jwks_url=identity.jwks_url
     )
-    app = service_module.create_app(verifier)
+    app = service_module.create_app(verifier, SERVICE_ORIGIN)
+    bound = dpop_session(identity, "ann@example.com")
 
     async def run() -> None:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
-            await check_service(client, people)
+            await check_service(client, people, bound)
 
     asyncio.run(run())
 
@@ -344,8 +345,10 @@ def test_the_node_service_answers_by_token_and_role(
         "PATH": str(Path(shutil.which("node") or "node").parent),
         "IDENTITY_ISSUER": ISSUER,
         "IDENTITY_JWKS_URL": identity.jwks_url,
+        "PUBLIC_ORIGIN": SERVICE_ORIGIN,
         "PORT": "0",
     }
+    bound = dpop_session(identity, "ann@example.com")
     process = subprocess.Popen(
         ["node", "server.mjs"], cwd=node_workspace, env=env, stdout=subprocess.PIPE, text=True
     )
@@ -357,7 +360,7 @@ def test_the_node_service_answers_by_token_and_role(
 
         async def run() -> None:
             async with httpx.AsyncClient(base_url=url) as client:
-                await check_service(client, people)
+                await check_service(client, people, bound)
 
         asyncio.run(run())
     finally:
@@ -365,7 +368,21 @@ def test_the_node_service_answers_by_token_and_role(
         process.wait(timeout=10)
 
 
-async def check_service(client: httpx.AsyncClient, people: dict[str, tuple[str, str]]) -> None:
+SERVICE_ORIGIN = "https://api.example.com"  # where the services say clients call them
+
+
+def dpop_session(identity: Identity, email: str) -> tuple[Holder, str]:
+    """A key and an access token bound to it."""
+    holder = Holder(SystemClock())
+    variables = {"i": {"email": email, "password": PASSWORD}}
+    headers = {"DPoP": holder.proof(htu=f"{ISSUER}/graphql")}
+    token: str = identity.graphql(LOGIN, variables, headers=headers)["data"]["login"]["accessToken"]
+    return holder, token
+
+
+async def check_service(
+    client: httpx.AsyncClient, people: dict[str, tuple[str, str]], bound: tuple[Holder, str]
+) -> None:
     ann_id, ann = people["ann@example.com"]
     ada_id, ada = people["ada@example.com"]
     anonymous = await client.get("/me")
@@ -391,6 +408,17 @@ async def check_service(client: httpx.AsyncClient, people: dict[str, tuple[str, 
     payouts = await client.get("/payouts", headers={"Authorization": f"Bearer {mia}"})
     assert payouts.status_code == 200
     assert payouts.json() == {"payouts": [], "userId": mia_id, "aal": 2}
+    # A DPoP-bound token: with a fresh proof for this service's /me, and nothing less.
+    holder, token = bound
+    proof = holder.proof(token, htm="GET", htu=f"{SERVICE_ORIGIN}/me")
+    dpop = {"Authorization": f"DPoP {token}", "DPoP": proof}
+    assert (await client.get("/me", headers=dpop)).json()["userId"] == ann_id
+    assert (await client.get("/me", headers=dpop)).status_code == 401  # used already
+    stolen = await client.get("/me", headers={"Authorization": f"Bearer {token}"})
+    assert stolen.status_code == 401
+    elsewhere = holder.proof(token, htm="GET", htu="https://other.example.com/me")
+    other = {"Authorization": f"DPoP {token}", "DPoP": elsewhere, "Host": "other.example.com"}
+    assert (await client.get("/me", headers=other)).status_code == 401
 
 
 # ---- forged tokens ------------------------------------------------------------------------

@@ -1,6 +1,9 @@
 // A Node.js service that trusts identity's access tokens (node:http, no framework).
 //
-//   IDENTITY_ISSUER=https://id.example.com PORT=3000 node server.mjs
+//   IDENTITY_ISSUER=https://id.example.com PUBLIC_ORIGIN=https://api.example.com PORT=3000 node server.mjs
+//
+// PUBLIC_ORIGIN is where clients call this service: DPoP proofs name it, and a proof for
+// another service (or a Host header a client chose) must not pass here.
 import http from "node:http";
 
 import { accessToken, createVerifier, InvalidToken } from "./verify.mjs";
@@ -11,17 +14,17 @@ const verify = createVerifier({
   jwksUrl: process.env.IDENTITY_JWKS_URL, // when the service reaches identity elsewhere
 });
 
-// The URL clients call this service at (for DPoP proofs): behind a proxy, its public origin.
-const publicOrigin = process.env.PUBLIC_ORIGIN;
+const publicOrigin = process.env.PUBLIC_ORIGIN?.replace(/\/$/, "");
+if (!publicOrigin) throw new Error("PUBLIC_ORIGIN is required, e.g. https://api.example.com");
 
 // The caller's verified token, or an HTTP status and message to answer instead.
 async function authenticate(request, { role, aal = 1 } = {}) {
   const given = accessToken(request.headers.authorization);
   if (!given) return { status: 401, message: "a bearer or DPoP token is required" };
-  const origin = publicOrigin ?? `http://${request.headers.host}`;
+  const path = new URL(request.url, publicOrigin).pathname;
   const dpop =
     given.scheme === "dpop"
-      ? { proof: request.headers.dpop ?? "", method: request.method, url: origin + new URL(request.url, origin).pathname }
+      ? { proof: request.headers.dpop ?? "", method: request.method, url: publicOrigin + path }
       : null;
   let access;
   try {

@@ -4,7 +4,11 @@
 verified `AccessToken`, or an HTTP error: 401 without a valid token, 403 without the role,
 401 with `insufficient_user_authentication` (RFC 9470) where a second factor is needed.
 
-    IDENTITY_ISSUER=https://id.example.com uvicorn --factory service:from_environment
+    IDENTITY_ISSUER=https://id.example.com PUBLIC_ORIGIN=https://api.example.com \
+        uvicorn --factory service:from_environment
+
+PUBLIC_ORIGIN is where clients call this service: DPoP proofs name it, and a proof for
+another service (or a Host header a client chose) must not pass here.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ from starlette.routing import Route
 
 
 class Authenticate:
-    def __init__(self, verifier: TokenVerifier, public_origin: str | None = None) -> None:
+    def __init__(self, verifier: TokenVerifier, public_origin: str) -> None:
         self.verifier = verifier
-        self.public_origin = public_origin  # e.g. https://api.example.com
+        self.public_origin = public_origin.rstrip("/")  # e.g. https://api.example.com
 
     async def __call__(
         self, request: Request, *, role: str | None = None, aal: int = 1
@@ -33,8 +37,8 @@ class Authenticate:
             raise _unauthorized("a bearer or DPoP token is required")
         dpop = None
         if scheme.lower() == "dpop":
-            # The URL the client called: behind a proxy, your public origin, not request.url's.
-            url = f"{self.public_origin or str(request.base_url).rstrip('/')}{request.url.path}"
+            # The URL the client called, from the configured origin (never the Host header).
+            url = f"{self.public_origin}{request.url.path}"
             dpop = Dpop(request.headers.get("DPoP", ""), request.method, url)
         try:
             # PyJWKClient fetches over blocking HTTP: keep it off the event loop.
@@ -58,8 +62,8 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
 
-def create_app(verifier: TokenVerifier) -> Starlette:
-    authenticate = Authenticate(verifier)
+def create_app(verifier: TokenVerifier, public_origin: str) -> Starlette:
+    authenticate = Authenticate(verifier, public_origin)
 
     async def me(request: Request) -> JSONResponse:
         access = await authenticate(request)
@@ -89,5 +93,6 @@ def from_environment() -> Starlette:
             issuer=os.environ["IDENTITY_ISSUER"],
             audience=os.environ.get("IDENTITY_AUDIENCE", "identity"),
             jwks_url=os.environ.get("IDENTITY_JWKS_URL"),
-        )
+        ),
+        os.environ["PUBLIC_ORIGIN"],
     )

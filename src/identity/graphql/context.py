@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
@@ -18,7 +19,7 @@ from identity.graphql.dataloaders import Loaders
 from identity.security.dpop import InvalidProof
 from identity.services.auth import Unauthenticated
 from identity.services.dpop import HEADER as DPOP_HEADER
-from identity.services.principal import ClientInfo, Principal
+from identity.services.principal import ClientInfo, Principal, ProofOfKey
 from identity.services.uow import UnitOfWork
 
 
@@ -79,9 +80,10 @@ class Context:
     def _proofs(self) -> list[str]:
         return self.request.headers.getlist(DPOP_HEADER)
 
-    async def proven_key(self, *, required: bool = False) -> str | None:
-        """The thumbprint of the key behind the request's DPoP proof; None without one (unless
-        `required`); INVALID_DPOP_PROOF for a proof that fails."""
+    def key_proof(self, *, required: bool = False) -> ProofOfKey | None:
+        """The request's DPoP proof, checked but not yet spent (the use case spends it once
+        the credentials are proven); None without one, unless `required`;
+        INVALID_DPOP_PROOF for a proof that fails."""
         proofs = self._proofs()
         if not proofs and not required:
             return None
@@ -89,19 +91,18 @@ class Context:
         try:
             if not proofs:
                 raise InvalidProof("a DPoP proof is required")
-            return await dpop.check(proofs, method=self.request.method, url=dpop.graphql_url)
+            proof = dpop.verify(proofs, method=self.request.method, url=dpop.graphql_url)
         except InvalidProof as exc:
             raise invalid_dpop_proof(str(exc)) from None
+        return dpop.binding(proof)
 
-    async def issuing_client(self) -> ClientInfo:
-        """The client of a request that issues tokens, with the DPoP key its proof showed
-        (the new session is bound to it); INVALID_DPOP_PROOF for a proof that fails."""
-        jkt = await self.proven_key(required=self.container.dpop.required)
-        if jkt is None:
+    def issuing_client(self) -> ClientInfo:
+        """The client of a request that issues tokens, with its DPoP proof (the new session
+        is bound to its key); INVALID_DPOP_PROOF for a proof that fails."""
+        proof = self.key_proof(required=self.container.dpop.required)
+        if proof is None:
             return self.client
-        return ClientInfo(
-            ip_address=self.client.ip_address, user_agent=self.client.user_agent, dpop_jkt=jkt
-        )
+        return replace(self.client, dpop=proof)
 
     async def principal(self) -> Principal | None:
         """The caller, or None without a token; UNAUTHENTICATED for an unusable token."""

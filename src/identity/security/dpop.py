@@ -79,7 +79,11 @@ def verify_proof(
         raise InvalidProof("bad signature or claims") from None
     if claims.get("htm") != method:
         raise InvalidProof("htm is not this request's method")
-    if not isinstance(claims.get("htu"), str) or _target(claims["htu"]) != _target(url):
+    try:
+        same_target = isinstance(claims.get("htu"), str) and _target(claims["htu"]) == _target(url)
+    except ValueError:  # a port out of range, an unclosed IPv6 bracket
+        same_target = False
+    if not same_target:
         raise InvalidProof("htu is not this request's URL")
     jti, iat = claims.get("jti"), claims.get("iat")
     if not isinstance(jti, str) or not 8 <= len(jti) <= 256 or not isinstance(iat, int):

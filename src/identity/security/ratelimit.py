@@ -135,18 +135,6 @@ class RateLimiter:
             self._redis_failed(exc)
             return await self._memory_storage.get(f"{self._prefix}/{name}/{key}") > 0
 
-    async def first_use(self, name: str, key: str, seconds: int) -> bool | None:
-        """Is this the first time `key` is used within `seconds`, counted in Redis (shared by
-        every instance)? None if Redis is not configured or not answering: the caller keeps
-        such a record elsewhere, never in one process's memory."""
-        if self._redis_storage is None or not self.shared:
-            return None
-        try:
-            return await self._redis_storage.incr(f"{self._prefix}/{name}/{key}", seconds) == 1
-        except StorageError as exc:
-            self._redis_failed(exc)
-            return None
-
     async def unmark(self, name: str, key: str) -> None:
         storage = self._backends()[1]
         try:

@@ -35,6 +35,7 @@ from identity.services.principal import (
     Assurance,
     ClientInfo,
     Principal,
+    ProofOfKey,
     granted_roles,
     grants,
 )
@@ -174,6 +175,8 @@ class Auth:
             authenticated_at=now,
             dpop_jkt=client.dpop_jkt,
         )
+        if client.dpop is not None:  # the credentials are proven: the proof is spent now
+            await client.dpop.spend(uow)
         # A new device, not the first sign-in ever (that is the account's own first device).
         if (
             self.rt.settings.notify_new_sign_in
@@ -288,11 +291,15 @@ class Auth:
         raise error
 
     async def refresh(
-        self, uow: UnitOfWork, token: str | None, dpop_jkt: str | None = None
+        self, uow: UnitOfWork, token: str | None, dpop: ProofOfKey | None = None
     ) -> AuthResult:
         """New tokens for a refresh token; a session bound to a DPoP key needs a proof by it
-        (`dpop_jkt`: the key of the request's proof, if it had one)."""
+        (`dpop`: the request's proof, if it had one)."""
         session_id, counter = self._open_refresh_token(token)
+        dpop_jkt = None
+        if dpop is not None:  # a refresh token of this server's: spend the proof
+            await dpop.spend(uow)
+            dpop_jkt = dpop.jkt
         now = self.rt.clock.now()
         idle_since = self._idle_since(now)
         # With DPoP required, a session from before (bound to no key) refreshes no more.
@@ -369,8 +376,14 @@ class Auth:
         await self._reuse_detected(uow, session, now)
         raise InvalidToken()
 
-    async def logout(self, uow: UnitOfWork, token: str | None, dpop_jkt: str | None = None) -> None:
+    async def logout(
+        self, uow: UnitOfWork, token: str | None, dpop: ProofOfKey | None = None
+    ) -> None:
         session_id, counter = self._open_refresh_token(token)
+        dpop_jkt = None
+        if dpop is not None:
+            await dpop.spend(uow)
+            dpop_jkt = dpop.jkt
         now = self.rt.clock.now()
         session = await uow.sessions.get(session_id)
         if session is None or not self._live(session, now) or counter > session.refresh_counter:

@@ -1,23 +1,31 @@
 """DPoP (RFC 9449): sessions bound to a key the client holds, and the proofs that show it.
 
 The checks of one proof are in `identity.security.dpop`. Here: which requests need one
-(`IDENTITY_DPOP`), the URL a proof must name, and the replay cache. A proof is good for one
-request: its thumbprint and `jti` are recorded until its `iat` could no longer pass, in Redis
-when it is configured and answering, else in the database, so that every instance refuses a
-proof another one has seen (never in one process's memory).
+(`IDENTITY_DPOP`), the URL a proof must name, and the replay record. A proof is good for one
+request: its thumbprint and `jti` are recorded in the database until its `iat` could no
+longer pass, so that every instance refuses a proof another one has seen. (Not in Redis: a
+Redis outage would make instances fall back to a record the others cannot see, and let a
+proof through twice. On PostgreSQL the record is one prepared statement.)
+
+A request that issues tokens has its proof checked first and spent (recorded) by the use
+case once the credentials are proven, so that requests with wrong passwords or made-up
+refresh tokens write nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from identity.repositories.dpop import DpopProofRepository
 from identity.repositories.hot import PostgresHotPath
 from identity.security.dpop import InvalidProof, Proof, verify_proof
+from identity.services.errors import ProofReplayed
 from identity.services.runtime import Runtime
+from identity.services.uow import UnitOfWork
 
 HEADER = "DPoP"
 SCHEME = "DPoP"
@@ -68,23 +76,30 @@ class Dpop:
             access_token=access_token,
         )
 
-    async def record(self, proof: Proof) -> None:
-        """Remember the proof as used; InvalidProof if it was used before (anywhere)."""
+    async def record(self, proof: Proof, uow: UnitOfWork | None = None) -> None:
+        """Remember the proof as used; InvalidProof if it was used before (anywhere).
+
+        On PostgreSQL in a statement of its own; on SQLite in `uow`'s transaction when there
+        is one (a second writer would wait for it), committed with the use case's change.
+        """
         settings = self.rt.settings
-        # Until the proof's iat is too old to pass (the window plus the leeway both ways).
-        keep = settings.dpop_proof_max_age + 2 * settings.jwt_leeway
+        # Until its iat can no longer pass the check (which compares whole seconds).
+        until = proof.iat + settings.dpop_proof_max_age + settings.jwt_leeway + 1
+        expires_at = datetime.fromtimestamp(until, UTC)
         key = hashlib.sha256(f"{proof.jkt}\0{proof.jti}".encode()).hexdigest()
-        first = await self.rt.limiter.first_use("dpop", key, keep)
-        if first is None:
-            expires_at = self.rt.clock.now() + timedelta(seconds=keep)
-            if self.hot is not None:
-                first = await self.hot.record_proof(key, expires_at)
-            else:
-                async with self.writes() as db:
-                    first = await DpopProofRepository(db).first_use(key, expires_at)
-                    await db.commit()
+        if self.hot is not None:
+            first = await self.hot.record_proof(key, expires_at)
+        elif uow is not None:
+            first = await uow.dpop_proofs.first_use(key, expires_at)
+        else:
+            async with self.writes() as db:
+                first = await DpopProofRepository(db).first_use(key, expires_at)
+                await db.commit()
         if not first:
             raise InvalidProof("this proof was used already")
+
+    def binding(self, proof: Proof) -> Binding:
+        return Binding(proof.jkt, proof, self)
 
     async def prune(self) -> int:
         """Forget the proofs whose time has passed (housekeeping)."""
@@ -92,3 +107,19 @@ class Dpop:
             count = await DpopProofRepository(db).prune(self.rt.clock.now())
             await db.commit()
         return count
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A request's proof, checked, for a use case to spend once the credentials are proven
+    (a ProofOfKey)."""
+
+    jkt: str
+    proof: Proof
+    dpop: Dpop
+
+    async def spend(self, uow: UnitOfWork) -> None:
+        try:
+            await self.dpop.record(self.proof, uow)
+        except InvalidProof as exc:
+            raise ProofReplayed() from exc

@@ -90,6 +90,12 @@ class MfaRequired(PermissionDenied):
     message = "This needs a second factor: sign in with one, or add one to your account."
 
 
+class ProofReplayed(DomainError):
+    """The request's DPoP proof was used before (GraphQL: INVALID_DPOP_PROOF)."""
+
+    message = "The DPoP proof is not usable: this proof was used already."
+
+
 class SignedOut(DomainError):
     """The caller's account went away during the request (GraphQL: UNAUTHENTICATED)."""
 

@@ -128,7 +128,7 @@ class AuthMutations:
     )
     async def login(self, info: GraphQLInfo, input: LoginInput) -> LoginResult:
         context = info.context
-        client = await context.issuing_client()
+        client = context.issuing_client()
         async with context.unit_of_work() as uow:
             result = await context.container.auth.login(uow, input.email, input.password, client)
         if isinstance(result, MfaPending):
@@ -142,10 +142,10 @@ class AuthMutations:
         context = info.context
         settings = context.container.settings
         token = refresh_token_from(context.request, settings, input.refresh_token)
-        jkt = (await context.issuing_client()).dpop_jkt
+        proof = context.issuing_client().dpop
         try:
             async with context.unit_of_work() as uow:
-                result = await context.container.auth.refresh(uow, token, jkt)
+                result = await context.container.auth.refresh(uow, token, proof)
         except InvalidTokenError:
             if settings.refresh_cookie and input.refresh_token is None:
                 clear_refresh_cookie(context.response, settings)
@@ -159,7 +159,7 @@ class AuthMutations:
         token = refresh_token_from(context.request, settings, input.refresh_token)
         if settings.refresh_cookie:
             clear_refresh_cookie(context.response, settings)  # whatever the outcome
-        jkt = await context.proven_key()  # a DPoP-bound session ends only with its key
+        proof = context.key_proof()  # a DPoP-bound session ends only with its key
         async with context.unit_of_work() as uow:
-            await context.container.auth.logout(uow, token, jkt)
+            await context.container.auth.logout(uow, token, proof)
         return LogoutSuccess(message="Signed out.")

@@ -127,7 +127,7 @@ class ExternalMutations:
         self, info: GraphQLInfo, input: FinishExternalLoginInput
     ) -> FinishExternalLoginResult:
         context = info.context
-        client = await context.issuing_client()
+        client = context.issuing_client()
         async with context.unit_of_work() as uow:
             result = await context.container.external_accounts.finish(
                 uow, input.code, input.code_verifier, client

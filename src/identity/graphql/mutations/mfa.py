@@ -155,7 +155,7 @@ class MfaMutations:
     )
     async def verify_mfa(self, info: GraphQLInfo, input: VerifyMfaInput) -> VerifyMfaResult:
         context = info.context
-        client = await context.issuing_client()
+        client = context.issuing_client()
         async with context.unit_of_work() as uow:
             result = await context.container.second_step.verify(
                 uow,

@@ -231,12 +231,12 @@ class Passkeys:
         error: Exception | None = None,
     ) -> NoReturn:
         """Record a refused passkey sign-in and refuse it (nothing else is written)."""
+        details: dict[str, Any] = {"reason": reason, "method": "passkey"}
+        subject = None
+        if factor is not None:  # read before the rollback expires it
+            subject, details["factor_id"] = factor.user_id, str(factor.id)
         await uow.rollback()
         metrics.LOGINS.labels(reason if reason in ("disabled", "unverified") else "refused").inc()
-        subject = factor.user_id if factor is not None else None
-        details: dict[str, Any] = {"reason": reason, "method": "passkey"}
-        if factor is not None:
-            details["factor_id"] = str(factor.id)
         if reason == "counter_regressed":  # a cloned authenticator, perhaps
             uow.audit.record("auth.passkey_counter_regressed", subject=subject, **details)
         else:

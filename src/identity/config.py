@@ -456,8 +456,8 @@ class Settings(BaseSettings):
             raise ValueError("IDENTITY_OIDC_RETURN_URLS: use https:// URLs in production")
         if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("IDENTITY_SECRET_KEY must be at least 32 characters")
-        if self.webauthn_rp_id is not None:
-            problem = relying_party_problem(self.webauthn_rp_id, self.passkey_origins)
+        if self.webauthn_rp_id is not None or self.webauthn_origins:
+            problem = relying_party_problem(self.passkey_rp_id, self.passkey_origins)
             if problem:
                 raise ValueError(f"IDENTITY_WEBAUTHN_RP_ID: {problem}")
         return self
@@ -500,7 +500,8 @@ class Settings(BaseSettings):
     @property
     def passkey_origins(self) -> list[str]:
         if self.webauthn_origins:
-            return list(self.webauthn_origins)
+            # As browsers write them: no default port, no path.
+            return [origin_of(origin) for origin in self.webauthn_origins]
         rp_id = self.passkey_rp_id
         own = origin_of(self.public_url)
         return [own, *(o for o in self.cors_origins if o != own and fits(rp_id, o))]

@@ -131,6 +131,9 @@ class Passkeys:
                 "invalid_credential",
                 "The passkey could not be verified: try again from this site.",
             ) from None
+        # Held until the factor is committed: two registrations of one credential id cannot
+        # both pass the check below.
+        await uow.locks.hold(f"passkey:{webauthn.encode(registered.credential_id)}")
         if await uow.factors.by_credential(registered.credential_id) is not None:
             await self._registration_failed(uow, row, user, "already_registered")
             raise ValidationFailed.one(

@@ -5,6 +5,7 @@ unknown and re-registered credentials, malformed or oversized JSON, a counter go
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -292,3 +293,40 @@ async def test_passkey_sign_ins_are_limited_per_credential(
     assert limited["__typename"] == "RateLimited"
     assert limited["retryAfter"] > 0
     assert await row_counts(container, ignore=_BOOKKEEPING) == before
+
+
+# Racing answers -------------------------------------------------------------------------
+
+
+async def test_one_answer_raced_against_itself_signs_in_once(
+    gql: GraphQLClient, container: Container
+) -> None:
+    _, authenticator = await _with_passkey(gql, container)
+    started = await start_login(gql)
+    credential = authenticator.get(started["options"])
+    answers = await asyncio.gather(
+        *(finish_login(gql, started["challengeToken"], credential) for _ in range(4))
+    )
+    kinds = sorted(a["__typename"] for a in answers)
+    assert kinds == ["AuthPayload", "InvalidToken", "InvalidToken", "InvalidToken"]
+    assert await scalar(container, "SELECT count(*) FROM sessions WHERE revoked_at IS NULL") == 2
+
+
+async def test_one_credential_registered_by_two_accounts_at_once_goes_to_one(
+    gql: GraphQLClient, container: Container
+) -> None:
+    ann = await verified_user(gql, container)
+    bob = await verified_user(gql, container, "bob@example.com")
+    authenticator = SoftAuthenticator()
+    shared = b"one credential id"
+    finishes = []
+    for user in (ann, bob):
+        started = await start_registration(gql, user.access_token)
+        credential = authenticator.create(started["options"], credential_id=shared)
+        finishes.append(
+            finish_registration(gql, user.access_token, started["registrationToken"], credential)
+        )
+    answers = await asyncio.gather(*finishes)
+    kinds = sorted(a["__typename"] for a in answers)
+    assert kinds == ["FinishPasskeyRegistrationSuccess", "ValidationError"], answers
+    assert await scalar(container, "SELECT count(*) FROM factors") == 1

@@ -1,7 +1,8 @@
 """Passkeys in a real browser: Debian's Chromium with its virtual authenticator (the DevTools
 `WebAuthn` domain: CTAP2, internal transport, resident keys, user verification) goes through
 the example app against `identity serve`: add a passkey, sign out, sign in with the passkey
-alone, sign in with password and passkey, remove it.
+alone, sign in with password and passkey, remove it; and a passkey that a page of another
+site made with identity's options is refused.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from typing import TYPE_CHECKING, Any
 import jwt
 import pytest
 
+from tests.passkey_helpers import FINISH_REGISTRATION, START_REGISTRATION
 from tests.test_spa_browser import (
+    LOGIN,
     PASSWORD,
     Stack,
     Watch,
+    api_call,
     browser,
     new_page,
     sign_in,
@@ -143,4 +147,50 @@ async def test_add_a_passkey_sign_in_with_it_alone_and_as_the_second_step(
     await expect(signed_out).to_be_visible()
 
     assert watch.problems == []
+    await context.close()
+
+
+# What another site's page makes with identity's options: the browser binds the credential to
+# that page's relying-party id, and identity refuses it.
+CREATE_ELSEWHERE = """async (options) => {
+  options.rp.id = location.hostname;
+  const publicKey = PublicKeyCredential.parseCreationOptionsFromJSON(options);
+  const credential = await navigator.credentials.create({ publicKey });
+  return credential.toJSON();
+}"""
+
+
+async def test_a_passkey_made_for_another_relying_party_is_refused(
+    stack: Stack, browser: Browser
+) -> None:
+    email = "elsewhere@example.com"
+    await verified_account(stack, email)
+    login = api_call(stack, LOGIN, {"i": {"email": email, "password": PASSWORD}})
+    token = login["data"]["login"]["accessToken"]
+    started = api_call(stack, START_REGISTRATION, {"password": None}, token)
+    started = started["data"]["startPasskeyRegistration"]
+    assert started["__typename"] == "StartPasskeyRegistrationSuccess"
+
+    # evil.localhost: another site (Chromium resolves *.localhost to loopback and treats it
+    # as a secure context), serving a page that runs identity's creation options.
+    watch = Watch(stack.api)
+    context, page = await new_page(browser, watch, "elsewhere")
+    cdp, authenticator = await virtual_authenticator(context, page)
+    evil = stack.spa.replace("//localhost:", "//evil.localhost:")
+    await page.goto(evil)
+    credential = await page.evaluate(CREATE_ELSEWHERE, started["options"])
+    held = (await cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator}))[
+        "credentials"
+    ]
+    assert [c["rpId"] for c in held] == ["evil.localhost"]
+
+    variables = {
+        "input": {"registrationToken": started["registrationToken"], "credential": credential}
+    }
+    finished = api_call(stack, FINISH_REGISTRATION, variables, token)["data"]
+    refused = finished["finishPasskeyRegistration"]
+    assert refused["__typename"] == "ValidationError", refused
+    assert refused["fields"] == [{"field": "credential", "code": "invalid_credential"}]
+    factors = api_call(stack, "{ me { factors { id } } }", {}, token)["data"]["me"]["factors"]
+    assert factors == []
     await context.close()

@@ -28,7 +28,7 @@ from identity.services.uow import UnitOfWork
 from identity.services.validation import Checker
 
 WRONG_CODE = "The code is incorrect."
-WRONG_PASSKEY = "This passkey is not one of this account's."
+WRONG_PASSKEY = "This passkey could not be verified for this account."
 _FEW_LEFT = 2
 
 

@@ -18,7 +18,7 @@ from webauthn.helpers import base64url_to_bytes
 from webauthn.helpers.structs import AuthenticationCredential
 
 from identity import metrics
-from identity.db.models import Factor, User
+from identity.db.models import Challenge, Factor, User
 from identity.security import webauthn
 from identity.security.webauthn import Credential, Refused, RelyingParty
 from identity.services.auth import Auth, AuthResult
@@ -159,7 +159,7 @@ class Passkeys:
         return await self.factors.add(uow, principal, user, factor, PROVEN)
 
     async def _registration_failed(
-        self, uow: UnitOfWork, row: Any, user: User, reason: str
+        self, uow: UnitOfWork, row: Challenge, user: User, reason: str
     ) -> None:
         await self.challenges.failed(uow, row)
         uow.audit.record(

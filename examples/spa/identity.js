@@ -41,7 +41,7 @@ const LOGIN = /* GraphQL */ `
     login(input: $input) {
       __typename
       ... on AuthPayload { accessToken tokenType expiresIn refreshToken }
-      ... on MfaRequired { mfaToken methods expiresIn }
+      ... on MfaRequired { mfaToken methods expiresIn passkeyOptions }
       ... on ValidationError { message fields { field code message } }
       ... on RateLimited { message retryAfter }
       ... on Error { message }
@@ -78,13 +78,57 @@ const FINISH_EXTERNAL = /* GraphQL */ `
     finishExternalLogin(input: $input) {
       __typename
       ... on AuthPayload { accessToken tokenType expiresIn refreshToken }
-      ... on MfaRequired { mfaToken methods expiresIn }
+      ... on MfaRequired { mfaToken methods expiresIn passkeyOptions }
       ... on RateLimited { message retryAfter }
       ... on Error { message }
     }
   }`;
 
 import { forgetKeyPair, loadKeyPair, makeProof } from "./dpop.js";
+// Sign-in with a passkey alone: no email; the browser offers the passkeys it has for this
+// site. The challenge token serves one answer.
+const START_PASSKEY_LOGIN = /* GraphQL */ `
+  mutation StartPasskeySignIn {
+    startPasskeyLogin {
+      __typename
+      ... on StartPasskeyLoginSuccess { challengeToken options }
+      ... on RateLimited { message retryAfter }
+    }
+  }`;
+
+const FINISH_PASSKEY_LOGIN = /* GraphQL */ `
+  mutation FinishPasskeySignIn($input: FinishPasskeyLoginInput!) {
+    finishPasskeyLogin(input: $input) {
+      __typename
+      ... on AuthPayload { accessToken tokenType expiresIn refreshToken }
+      ... on ValidationError { message fields { field code message } }
+      ... on RateLimited { message retryAfter }
+      ... on Error { message }
+    }
+  }`;
+
+/** Whether this browser can use passkeys (WebAuthn with the JSON helpers). */
+export function passkeysSupported() {
+  return (
+    typeof PublicKeyCredential !== "undefined" &&
+    typeof PublicKeyCredential.parseRequestOptionsFromJSON === "function"
+  );
+}
+
+/** `navigator.credentials.create()` with identity's creation options; the JSON to send back. */
+export async function createPasskey(options) {
+  const publicKey = PublicKeyCredential.parseCreationOptionsFromJSON(options);
+  const credential = await navigator.credentials.create({ publicKey });
+  return credential.toJSON();
+}
+
+/** `navigator.credentials.get()` with identity's request options; the JSON to send back.
+ * `mediation: "conditional"` waits for the user to pick a passkey from the autofill list. */
+export async function getPasskey(options, { mediation, signal } = {}) {
+  const publicKey = PublicKeyCredential.parseRequestOptionsFromJSON(options);
+  const credential = await navigator.credentials.get({ publicKey, mediation, signal });
+  return credential.toJSON();
+}
 
 const PENDING = "identity.external-sign-in"; // sessionStorage: {verifier, link}, while away
 
@@ -221,7 +265,31 @@ export class IdentityClient extends EventTarget {
   }
 
   /**
-   * The second step: `code` is `{ totpCode }` or `{ recoveryCode }`. Returns the `verifyMfa`
+   * Signs in with a passkey alone. Resolves to the `finishPasskeyLogin` result without the
+   * access token (AuthPayload, InvalidCredentials, InvalidToken, AccountDisabled,
+   * EmailNotVerified, RateLimited, ValidationError), or to the start's RateLimited. Rejects
+   * with the browser's DOMException when the person cancels (NotAllowedError) or, for
+   * `mediation: "conditional"`, when `signal` aborts the wait.
+   */
+  async signInWithPasskey({ mediation, signal } = {}) {
+    const started = (await this.#send(START_PASSKEY_LOGIN, {}, null)).startPasskeyLogin;
+    switch (started.__typename) {
+      case "StartPasskeyLoginSuccess":
+        break;
+      case "RateLimited":
+        return started;
+      default:
+        throw new IdentityError(`Unexpected startPasskeyLogin result ${started.__typename}`);
+    }
+    const credential = await getPasskey(started.options, { mediation, signal });
+    const input = { challengeToken: started.challengeToken, credential };
+    const data = await this.#send(FINISH_PASSKEY_LOGIN, { input }, null);
+    return this.#signedIn(data.finishPasskeyLogin, "sign-in");
+  }
+
+  /**
+   * The second step: `code` is `{ totpCode }`, `{ recoveryCode }` or `{ passkey }` (the JSON
+   * of `getPasskey(passkeyOptions)`). Returns the `verifyMfa`
    * result without the access token: AuthPayload, or InvalidCredentials (a wrong code: the
    * mfaToken allows five), InvalidToken (expired or used up: sign in again), RateLimited,
    * ValidationError.

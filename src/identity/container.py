@@ -17,6 +17,7 @@ from identity.db.models import OutboxMessage, WebhookDelivery
 from identity.mail.render import Renderer
 from identity.mail.transports import create_mailer
 from identity.repositories.hot import PostgresHotPath
+from identity.security.webauthn import RelyingParty
 from identity.security.webhooks import WebhookClient
 from identity.services.accounts import Accounts
 from identity.services.admin import Admin
@@ -31,6 +32,7 @@ from identity.services.keys import Keys
 from identity.services.mail import MailChannel
 from identity.services.mfa import SecondStep
 from identity.services.outbox import Courier
+from identity.services.passkeys import Passkeys
 from identity.services.principal import ClientInfo
 from identity.services.reauth import Reauthentication
 from identity.services.recovery import RESET_REQUEST, Recovery
@@ -61,6 +63,7 @@ class Container:
     admin: Admin
     roles: Roles
     factors: Factors
+    passkeys: Passkeys
     second_step: SecondStep
     challenges: Challenges
     datakeys: DataKeys
@@ -131,7 +134,12 @@ class Container:
         )
         challenges = Challenges(runtime)
         datakeys = DataKeys(runtime, own_reads, own_transaction)
-        auth = Auth(runtime, throttle, challenges, reads, hot)
+        rp = (
+            RelyingParty(settings.passkey_rp_id, settings.passkey_origins, settings.product_name)
+            if settings.passkeys_enabled
+            else None
+        )
+        auth = Auth(runtime, throttle, challenges, reads, hot, rp)
         reauth = Reauthentication(runtime, throttle)
         factors = Factors(runtime, challenges, datakeys, tokens, reauth)
         providers = ExternalProviders(runtime, _provider_http(settings))
@@ -149,6 +157,7 @@ class Container:
             admin=Admin(runtime, tokens),
             roles=Roles(runtime),
             factors=factors,
+            passkeys=Passkeys(runtime, rp, auth, challenges, factors, throttle),
             second_step=SecondStep(runtime, auth, challenges, factors, throttle),
             challenges=challenges,
             datakeys=datakeys,

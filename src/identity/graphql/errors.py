@@ -141,6 +141,8 @@ class DomainErrors(FieldExtension):
             raise mfa_required(exc.message) from None
         except domain.PermissionDenied as exc:
             raise forbidden(exc.message) from None
+        except domain.PasskeysOff as exc:
+            raise GraphQLError(exc.message, extensions={"code": "PASSKEYS_OFF"}) from None
         except domain.SignedOut as exc:
             raise GraphQLError(exc.message, extensions={"code": "UNAUTHENTICATED"}) from None
         except domain.ProofReplayed as exc:

@@ -30,6 +30,7 @@ from identity.graphql.mutations.admin import AdminMutations
 from identity.graphql.mutations.auth import AuthMutations
 from identity.graphql.mutations.external import ExternalMutations
 from identity.graphql.mutations.mfa import MfaMutations
+from identity.graphql.mutations.passkeys import PasskeyMutations
 from identity.graphql.mutations.recovery import RecoveryMutations
 from identity.graphql.mutations.roles import RoleMutations
 from identity.graphql.mutations.webhooks import WebhookMutations
@@ -42,6 +43,7 @@ log = logging.getLogger("identity.graphql")
 class Mutation(
     AuthMutations,
     MfaMutations,
+    PasskeyMutations,
     ExternalMutations,
     AccountMutations,
     RecoveryMutations,

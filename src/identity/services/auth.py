@@ -7,7 +7,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -18,7 +18,9 @@ from identity.repositories.hot import PostgresHotPath
 from identity.repositories.keys import KeyRepository
 from identity.repositories.sessions import Rotated, SessionRepository
 from identity.repositories.users import UserRepository
+from identity.security import webauthn
 from identity.security.jwt import InvalidAccessToken, UnknownKey
+from identity.security.webauthn import Credential, RelyingParty
 from identity.services import events
 from identity.services.challenges import MFA, Challenges, factor_lock
 from identity.services.errors import (
@@ -70,6 +72,7 @@ class MfaPending:
     mfa_token: str
     methods: list[str]  # TOTP, RECOVERY_CODE, PASSKEY
     expires_in: int
+    passkey_options: dict[str, Any] | None = None  # WebAuthn request options, with PASSKEY
 
 
 class Unauthenticated(Exception):
@@ -84,8 +87,10 @@ class Auth:
         challenges: Challenges,
         reads: async_sessionmaker[AsyncSession],
         hot: PostgresHotPath | None = None,
+        rp: RelyingParty | None = None,
     ) -> None:
         self.rt = rt
+        self.rp = rp
         self.throttle = throttle
         self.challenges = challenges
         self.reads = reads
@@ -272,12 +277,29 @@ class Auth:
         """The first factor (`amr`) was right and MFA is on: an mfaToken instead of a session."""
         if upgraded is not None:
             await uow.users.upgrade_hash(user.id, upgraded)
-        issued = await self.challenges.issue(uow, MFA, user, data={"amr": list(amr)})
+        data: dict[str, Any] = {"amr": list(amr)}
+        passkey_options = None
+        if "passkey" in factor_kinds and self.rp is not None:
+            # Request options naming only this user's passkeys, answered through verifyMfa.
+            challenge = webauthn.new_challenge()
+            data["webauthn"] = webauthn.encode(challenge)
+            passkeys = await uow.factors.of_user(user.id, "passkey")
+            passkey_options = self.rp.request_options(
+                challenge=challenge, allow=[Credential.of(f) for f in passkeys]
+            )
+        else:
+            factor_kinds = [k for k in factor_kinds if k != "passkey"]
+        issued = await self.challenges.issue(uow, MFA, user, data=data)
         # Recovery codes come with MFA: while it is on there is a set, used up or not.
         methods = [k.upper() for k in ("totp", "passkey") if k in factor_kinds] + ["RECOVERY_CODE"]
         uow.audit.record("auth.mfa_challenged", subject=user.id, methods=methods)
         await uow.commit()
-        return MfaPending(mfa_token=issued.token, methods=methods, expires_in=issued.expires_in)
+        return MfaPending(
+            mfa_token=issued.token,
+            methods=methods,
+            expires_in=issued.expires_in,
+            passkey_options=passkey_options,
+        )
 
     async def _refuse(
         self, uow: UnitOfWork, user: User | None, email: str, reason: str, error: DomainError

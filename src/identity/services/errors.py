@@ -102,6 +102,15 @@ class SignedOut(DomainError):
     message = "Your account no longer exists."
 
 
+class PasskeysOff(DomainError):
+    """Production without IDENTITY_WEBAUTHN_RP_ID: no relying party, no passkeys.
+
+    Not a result-union member: the GraphQL layer answers it with a PASSKEYS_OFF error.
+    """
+
+    message = "Passkeys are not enabled on this server."
+
+
 class RateLimited(DomainError):
     message = "Too many attempts. Try again later."
 

@@ -105,6 +105,7 @@ def mfa_required(pending: MfaPending) -> MfaRequired:
         mfa_token=pending.mfa_token,
         methods=[MfaMethod(method) for method in pending.methods],
         expires_in=pending.expires_in,
+        passkey_options=pending.passkey_options,  # type: ignore[arg-type]  # JSON is Any at runtime
     )
 
 

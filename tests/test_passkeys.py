@@ -90,6 +90,8 @@ async def test_adding_a_passkey_then_signing_in_with_it_alone(
     assert "hwk" in me["sessions"][0]["amr"]
     mails = await wait_for_mail(container, smtp, "ann@example.com", subject="was added")
     assert 'A passkey ("Laptop") was just added' in text_of(mails[-1])
+    # Unlike an app's codes, a passkey outlives a password change: the mail says so.
+    assert "signs in on its own, without your password" in text_of(mails[-1])
     del other_device
 
     # Starting again excludes the passkey just added.

@@ -6,10 +6,12 @@ unknown and re-registered credentials, malformed or oversized JSON, a counter go
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import update
 
 from identity.container import Container
@@ -25,7 +27,7 @@ from tests.passkey_helpers import (
     start_login,
     start_registration,
 )
-from tests.webauthn_authenticator import SoftAuthenticator, b64
+from tests.webauthn_authenticator import Passkey, SoftAuthenticator, b64, unb64
 
 # What a refusal may change: its audit event, and the challenge it used up.
 _BOOKKEEPING = ("audit_events", "challenges")
@@ -330,3 +332,62 @@ async def test_one_credential_registered_by_two_accounts_at_once_goes_to_one(
     kinds = sorted(a["__typename"] for a in answers)
     assert kinds == ["FinishPasskeyRegistrationSuccess", "ValidationError"], answers
     assert await scalar(container, "SELECT count(*) FROM factors") == 1
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"rate_limit_passkey_address": "10000/hour", "rate_limit_passkey_credential": "10/minute"}],
+)
+async def test_made_up_answers_naming_a_passkey_do_not_lock_its_owner_out(
+    gql: GraphQLClient, container: Container
+) -> None:
+    victim = await verified_user(gql, container)
+    authenticator = SoftAuthenticator()
+    await add_passkey(gql, victim.access_token, authenticator)
+    # Whoever knows the password sees the credential id in MfaRequired's options.
+    step = await password_step(gql)
+    credential_id = unb64(step["passkeyOptions"]["allowCredentials"][0]["id"])
+    forged = Passkey(
+        credential_id=credential_id,
+        key=ec.generate_private_key(ec.SECP256R1()),  # not the owner's key
+        rp_id="testserver",
+        user_handle=authenticator.passkeys[0].user_handle,
+    )
+    attacker = SoftAuthenticator()
+    for _ in range(12):
+        started = await start_login(gql)
+        made_up = attacker.get(started["options"], passkey=forged)
+        refused = await finish_login(gql, started["challengeToken"], made_up)
+        assert refused["__typename"] == "InvalidCredentials", refused
+    assert (await passkey_login(gql, authenticator))["__typename"] == "AuthPayload"
+
+
+async def test_a_credential_id_longer_than_webauthn_allows_is_refused(
+    gql: GraphQLClient, container: Container
+) -> None:
+    user = await verified_user(gql, container)
+    started = await start_registration(gql, user.access_token)
+    credential = SoftAuthenticator().create(started["options"], credential_id=os.urandom(1024))
+    before = await scalar(container, "SELECT count(*) FROM factors")
+    done = await finish_registration(
+        gql, user.access_token, started["registrationToken"], credential
+    )
+    assert done["__typename"] == "ValidationError", done
+    assert await scalar(container, "SELECT count(*) FROM factors") == before
+
+
+@pytest.mark.parametrize("which", ["login", "registration"])
+async def test_a_deeply_nested_credential_is_a_validation_error(
+    gql: GraphQLClient, container: Container, which: str
+) -> None:
+    nested = "[" * 8000 + "]" * 8000
+    if which == "login":
+        started = await start_login(gql)
+        done = await finish_login(gql, started["challengeToken"], nested)
+    else:
+        user = await verified_user(gql, container)
+        started = await start_registration(gql, user.access_token)
+        done = await finish_registration(
+            gql, user.access_token, started["registrationToken"], nested
+        )
+    assert done["__typename"] == "ValidationError", done

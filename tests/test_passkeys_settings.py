@@ -80,3 +80,14 @@ async def test_passkey_operations_say_passkeys_are_off(gql: GraphQLClient) -> No
     result = await gql(START_LOGIN, expect_errors=True)
     assert result["data"] is None
     assert result["errors"][0]["extensions"]["code"] == "PASSKEYS_OFF"
+
+
+def test_production_refuses_plain_http_origins() -> None:
+    with pytest.raises(ConfigError, match="https:// origins in production"):
+        load_settings(
+            _env_file=None,
+            **PRODUCTION,
+            public_url="https://id.example.com",
+            webauthn_rp_id="example.com",
+            webauthn_origins=["http://app.example.com"],
+        )

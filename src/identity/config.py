@@ -463,6 +463,8 @@ class Settings(BaseSettings):
             )
         if self.env is Env.PRODUCTION and any(not secure_url(url) for url in self.oidc_return_urls):
             raise ValueError("IDENTITY_OIDC_RETURN_URLS: use https:// URLs in production")
+        if self.env is Env.PRODUCTION and any(not secure_url(o) for o in self.webauthn_origins):
+            raise ValueError("IDENTITY_WEBAUTHN_ORIGINS: use https:// origins in production")
         if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("IDENTITY_SECRET_KEY must be at least 32 characters")
         if self.webauthn_rp_id is not None or self.webauthn_origins:

@@ -44,7 +44,17 @@ MAX_CREDENTIAL_JSON = 16 * 1024  # characters; a real response is a few hundred 
 TIMEOUT_MS = 5 * 60 * 1000  # as long as the challenge lives
 # What a malformed response may raise from the parsers (base64, CBOR, enums) besides the
 # library's own exceptions.
-_MALFORMED = (WebAuthnException, ValueError, TypeError, KeyError, IndexError, AttributeError)
+# RecursionError: json.loads of a deeply nested string.
+_MALFORMED = (
+    WebAuthnException,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    RecursionError,
+)
+MAX_CREDENTIAL_ID = 1023  # bytes; WebAuthn Level 3 §7.1 refuses longer ones
 
 
 class Refused(Exception):
@@ -106,9 +116,12 @@ def parse_assertion(value: object) -> AuthenticationCredential:
     """A browser's JSON of `navigator.credentials.get()`; Refused("malformed") otherwise."""
     text = _bounded(value)
     try:
-        return parse_authentication_credential_json(text)
+        parsed = parse_authentication_credential_json(text)
     except _MALFORMED:
         raise Refused("malformed") from None
+    if len(parsed.raw_id) > MAX_CREDENTIAL_ID:
+        raise Refused("malformed")
+    return parsed
 
 
 def user_handle(assertion: AuthenticationCredential) -> bytes | None:
@@ -177,6 +190,8 @@ class RelyingParty:
             )
         except _MALFORMED as exc:
             raise Refused(_reason(exc)) from None
+        if len(verified.credential_id) > MAX_CREDENTIAL_ID:
+            raise Refused("credential_id_too_long")
         transports = credential.response.transports or []
         return Registered(
             credential_id=verified.credential_id,

@@ -200,7 +200,6 @@ class Passkeys:
         if factor is None or factor.kind != PASSKEY:
             await self._refuse(uow, None, "unknown_credential")
         assert factor is not None
-        await self.throttle.count(self.throttle.passkey_credential, str(factor.id))
         handle = webauthn.user_handle(assertion)
         if handle is not None and handle != factor.user_id.bytes:
             # The handle is not signed: it must name the credential's owner.
@@ -209,6 +208,9 @@ class Passkeys:
             asserted = rp.verify_assertion(assertion, challenge, Credential.of(factor))
         except Refused as exc:
             await self._refuse(uow, factor, exc.reason)
+        # Counted only for answers its key signed: made-up answers naming a credential id
+        # (which a second step shows to whoever knows the password) must not lock it out.
+        await self.throttle.count(self.throttle.passkey_credential, str(factor.id))
         user = await uow.users.get(factor.user_id)
         assert user is not None  # a factor goes with its user
         if not user.is_active:

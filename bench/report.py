@@ -104,6 +104,7 @@ def targets(run: Run) -> list[str]:
         ("me / floor me", ratio(rps("me"), floor), "≥ 80 %", _at(0.8), True),
         ("refresh / floor me", ratio(rps("refresh"), floor), "≥ 50 %", _at(0.5), True),
         ("verifyMfa / refresh", ratio(rps("verify-mfa"), rps("refresh")), "≥ 80 %", _at(0.8), True),
+        ("DPoP me / bearer me", ratio(rps("me-dpop"), rps("me")), "≥ 60 %", _at(0.6), True),
         (
             "me during login flood / me alone",
             ratio(rps("me-under-login-flood"), rps("me")),

@@ -30,7 +30,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from bench import loadgen, mfa, procs, profile_summary, references, report, seed
+from bench import dpop, loadgen, mfa, passkeys, procs, profile_summary, references, report, seed
 from bench.loadgen import Load, Result
 from identity.config import Settings
 
@@ -63,6 +63,8 @@ class Bench:
     dsn: str = ""
     secret_key: str = ""
     mfa_users: list[mfa.MfaUser] = field(default_factory=list)
+    dpop_sessions: list[tuple[dpop.Key, str]] = field(default_factory=list)
+    passkey_users: list[passkeys.PasskeyUser] = field(default_factory=list)
 
     def file(self, name: str, lines: list[str]) -> Path:
         self.serial += 1
@@ -136,6 +138,37 @@ def verify_mfa_load(b: Bench) -> Load:
     return Load("mfa.lua", [str(pairs), str(b.opts.threads)], b.opts.connections)
 
 
+DPOP_RATE_GUESS = 4000  # DPoP `me` requests/s to make proofs for: more than it reaches
+
+
+def me_dpop_load(b: Bench) -> Load:
+    """`me` with DPoP-bound tokens, one session per connection, a new proof per request."""
+    query = b.once("me.graphql", lambda: [ME_QUERY])
+    if not b.dpop_sessions:
+        b.dpop_sessions = dpop.bound_sessions(
+            b.server.url, b.some_users(b.opts.connections), seed.PASSWORD
+        )
+    per_session = int(DPOP_RATE_GUESS * b.opts.duration / len(b.dpop_sessions)) + 2
+    lines = dpop.proof_lines(b.dpop_sessions, f"{b.server.url}/graphql", per_session)
+    proofs = b.file("dpop-proofs", lines)
+    return Load("dpop.lua", [str(query), str(proofs), str(b.opts.threads)], b.opts.connections)
+
+
+PASSKEY_USERS = 500
+PASSKEY_RATE_GUESS = 1500  # finishPasskeyLogin requests/s to answer challenges for
+
+
+def passkey_login_load(b: Bench) -> Load:
+    """A fresh challenge per request, answered by the accounts' passkeys in turn."""
+    wanted = int(PASSKEY_RATE_GUESS * b.opts.duration)
+    port = int(b.server.url.rsplit(":", 1)[1])
+    bodies = asyncio.run(
+        passkeys.answered_challenges(b.dsn, b.passkey_users, wanted, b.secret_key, port)
+    )
+    path = b.file("passkey-answers", bodies)
+    return Load("passkey.lua", [str(path), str(b.opts.threads)], b.opts.connections)
+
+
 def register_load(b: Bench) -> Load:
     b.serial += 1  # a new tag each run: every address is new
     return Load("register.lua", [f"{b.tag}{b.serial}", seed.PASSWORD], b.opts.login_connections)
@@ -175,6 +208,8 @@ SCENARIOS = [
     ),
     Scenario("register", "`register` (a new address each)", register_load),
     Scenario("verify-mfa", "`verifyMfa` with a TOTP code", verify_mfa_load),
+    Scenario("me-dpop", "`me` with a DPoP-bound token and a fresh proof", me_dpop_load),
+    Scenario("passkey-login", "`finishPasskeyLogin` (a passkey alone)", passkey_login_load),
     Scenario(
         "me-under-login-flood",
         "`me` during a login flood",
@@ -443,6 +478,11 @@ def server_env(opts: argparse.Namespace, dsn: str, port: int) -> dict[str, str]:
             # the benchmark measures hashing, not refusals. Per-account limits stay as they are.
             "IDENTITY_RATE_LIMIT_LOGIN_ADDRESS": "1000000/minute",
             "IDENTITY_RATE_LIMIT_REGISTER_ADDRESS": "1000000/minute",
+            "IDENTITY_RATE_LIMIT_PASSKEY_ADDRESS": "1000000/minute",
+            # A few hundred passkeys answer every challenge: each signs in often.
+            "IDENTITY_RATE_LIMIT_PASSKEY_CREDENTIAL": "1000000/minute",
+            "IDENTITY_WEBAUTHN_RP_ID": passkeys.RP_ID,
+            "IDENTITY_WEBAUTHN_ORIGINS": passkeys.origin(port),
             # Production refuses the console transport; registrations queue verification mail.
             "IDENTITY_MAIL_URL": f"file://{tempfile.gettempdir()}/identity-bench-mail-{port}",
         }
@@ -480,6 +520,13 @@ def main(argv: list[str] | None = None) -> None:
                         dsn, opts.mfa_users, password_hash, env["IDENTITY_SECRET_KEY"]
                     )
                 )
+            passkey_users: list[passkeys.PasskeyUser] = []
+            if "passkey-login" in opts.only:
+                print(f"bench: seeding {PASSKEY_USERS} users with a passkey")
+                password_hash = opts.argon2.hasher().hash(seed.PASSWORD)
+                passkey_users = asyncio.run(
+                    passkeys.seed_passkey_users(dsn, PASSKEY_USERS, password_hash)
+                )
             schema = subprocess.run(
                 [*identity, "export-schema"], env=env, cwd=work, check=True, capture_output=True
             ).stdout.decode()
@@ -505,6 +552,7 @@ def main(argv: list[str] | None = None) -> None:
             try:
                 bench = Bench(opts, work, server, schema, dsn=dsn)
                 bench.secret_key, bench.mfa_users = env["IDENTITY_SECRET_KEY"], mfa_users
+                bench.passkey_users = passkey_users
                 run(bench, env, dsn, out)
             except BaseException:
                 print(f"bench: identity log tail:\n{server.tail()}", file=sys.stderr)

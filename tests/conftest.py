@@ -52,6 +52,8 @@ GENEROUS_LIMITS = (
     "recovery_address",
     "recovery_email",
     "mfa_account",
+    "passkey_address",
+    "passkey_credential",
 )
 
 _postgres_problem: str | None = None

@@ -124,7 +124,7 @@ async def mfa_login(
     return result
 
 
-async def verify(gql: GraphQLClient, mfa_token: str, **codes: str | None) -> dict[str, Any]:
+async def verify(gql: GraphQLClient, mfa_token: str, **codes: Any) -> dict[str, Any]:
     variables = {"input": {"mfaToken": mfa_token, **codes}}
     result = (await gql(VERIFY_MFA, variables))["data"]["verifyMfa"]
     assert isinstance(result, dict)

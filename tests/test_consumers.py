@@ -31,6 +31,8 @@ import pyotp
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from identity.clock import SystemClock
+from tests.dpop_helpers import Holder
 from tests.forged_tokens import ISSUER, Forger, forgeries
 from tests.nodetools import EXAMPLES, npm_ci, require_node
 from tests.test_server import Server, server_env
@@ -93,15 +95,15 @@ class Verdict:
     error: str = ""
 
 
-Verify = Callable[[str], Verdict]
+Verify = Callable[..., Verdict]  # (token, dpop={"proof", "method", "url"} or None)
 
 
 def python_verifier(**options: Any) -> Verify:
     verifier = tokens_module.TokenVerifier(**options)
 
-    def verify(token: str) -> Verdict:
+    def verify(token: str, dpop: dict[str, str] | None = None) -> Verdict:
         try:
-            access = verifier.verify(token)
+            access = verifier.verify(token, None if dpop is None else tokens_module.Dpop(**dpop))
         except (tokens_module.InvalidToken, tokens_module.KeysUnavailable) as exc:
             return Verdict(False, error=f"{type(exc).__name__}: {exc}")
         return Verdict(
@@ -137,10 +139,10 @@ class NodeVerifier:
             text=True,
         )
 
-    def __call__(self, token: str) -> Verdict:
+    def __call__(self, token: str, dpop: dict[str, str] | None = None) -> Verdict:
         assert self.process.stdin is not None
         assert self.process.stdout is not None
-        self.process.stdin.write(json.dumps({"token": token}) + "\n")
+        self.process.stdin.write(json.dumps({"token": token, "dpop": dpop}) + "\n")
         self.process.stdin.flush()
         line = self.process.stdout.readline()
         assert line, f"node exited with {self.process.wait(timeout=10)}"
@@ -189,8 +191,14 @@ class Identity:
     def jwks_url(self) -> str:
         return f"{self.server.url}/.well-known/jwks.json"
 
-    def graphql(self, query: str, variables: dict[str, Any], token: str | None = None) -> Any:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+    def graphql(
+        self,
+        query: str,
+        variables: dict[str, Any],
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **(headers or {})}
         response = httpx.post(
             f"{self.server.url}/graphql",
             json={"query": query, "variables": variables},
@@ -319,12 +327,13 @@ def test_the_python_service_answers_by_token_and_role(
     verifier = tokens_module.TokenVerifier(
         issuer=ISSUER, audience="identity", jwks_url=identity.jwks_url
     )
-    app = service_module.create_app(verifier)
+    app = service_module.create_app(verifier, SERVICE_ORIGIN)
+    bound = dpop_session(identity, "ann@example.com")
 
     async def run() -> None:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
-            await check_service(client, people)
+            await check_service(client, people, bound)
 
     asyncio.run(run())
 
@@ -336,8 +345,10 @@ def test_the_node_service_answers_by_token_and_role(
         "PATH": str(Path(shutil.which("node") or "node").parent),
         "IDENTITY_ISSUER": ISSUER,
         "IDENTITY_JWKS_URL": identity.jwks_url,
+        "PUBLIC_ORIGIN": SERVICE_ORIGIN,
         "PORT": "0",
     }
+    bound = dpop_session(identity, "ann@example.com")
     process = subprocess.Popen(
         ["node", "server.mjs"], cwd=node_workspace, env=env, stdout=subprocess.PIPE, text=True
     )
@@ -349,7 +360,7 @@ def test_the_node_service_answers_by_token_and_role(
 
         async def run() -> None:
             async with httpx.AsyncClient(base_url=url) as client:
-                await check_service(client, people)
+                await check_service(client, people, bound)
 
         asyncio.run(run())
     finally:
@@ -357,7 +368,21 @@ def test_the_node_service_answers_by_token_and_role(
         process.wait(timeout=10)
 
 
-async def check_service(client: httpx.AsyncClient, people: dict[str, tuple[str, str]]) -> None:
+SERVICE_ORIGIN = "https://api.example.com"  # where the services say clients call them
+
+
+def dpop_session(identity: Identity, email: str) -> tuple[Holder, str]:
+    """A key and an access token bound to it."""
+    holder = Holder(SystemClock())
+    variables = {"i": {"email": email, "password": PASSWORD}}
+    headers = {"DPoP": holder.proof(htu=f"{ISSUER}/graphql")}
+    token: str = identity.graphql(LOGIN, variables, headers=headers)["data"]["login"]["accessToken"]
+    return holder, token
+
+
+async def check_service(
+    client: httpx.AsyncClient, people: dict[str, tuple[str, str]], bound: tuple[Holder, str]
+) -> None:
     ann_id, ann = people["ann@example.com"]
     ada_id, ada = people["ada@example.com"]
     anonymous = await client.get("/me")
@@ -383,6 +408,17 @@ async def check_service(client: httpx.AsyncClient, people: dict[str, tuple[str, 
     payouts = await client.get("/payouts", headers={"Authorization": f"Bearer {mia}"})
     assert payouts.status_code == 200
     assert payouts.json() == {"payouts": [], "userId": mia_id, "aal": 2}
+    # A DPoP-bound token: with a fresh proof for this service's /me, and nothing less.
+    holder, token = bound
+    proof = holder.proof(token, htm="GET", htu=f"{SERVICE_ORIGIN}/me")
+    dpop = {"Authorization": f"DPoP {token}", "DPoP": proof}
+    assert (await client.get("/me", headers=dpop)).json()["userId"] == ann_id
+    assert (await client.get("/me", headers=dpop)).status_code == 401  # used already
+    stolen = await client.get("/me", headers={"Authorization": f"Bearer {token}"})
+    assert stolen.status_code == 401
+    elsewhere = holder.proof(token, htm="GET", htu="https://other.example.com/me")
+    other = {"Authorization": f"DPoP {token}", "DPoP": elsewhere, "Host": "other.example.com"}
+    assert (await client.get("/me", headers=other)).status_code == 401
 
 
 # ---- forged tokens ------------------------------------------------------------------------
@@ -424,6 +460,44 @@ def test_an_unknown_kid_waits_for_the_jwks_cache(
         wait_for(lambda: verify(token).ok, "the cache expires and the new kid is fetched", 10)
     finally:
         del forger.published["forge-2"]
+
+
+# ---- DPoP-bound tokens --------------------------------------------------------------------
+
+
+def test_a_dpop_bound_token_needs_a_fresh_proof_by_its_key(
+    identity: Identity, make_verifier: Callable[..., Verify], request: pytest.FixtureRequest
+) -> None:
+    email = f"dpop-{request.node.callspec.id}@example.com"
+    identity.user(email)
+    holder, thief = Holder(SystemClock()), Holder(SystemClock())
+    variables = {"i": {"email": email, "password": PASSWORD}}
+    proof = holder.proof(htu=f"{ISSUER}/graphql")
+    login = identity.graphql(LOGIN, variables, headers={"DPoP": proof})["data"]["login"]
+    token = login["accessToken"]
+    verify = make_verifier(issuer=ISSUER, audience="identity", jwks_url=identity.jwks_url)
+    api = "https://api.example.com/me"  # where the service is called
+
+    def dpop(proof: str) -> dict[str, str]:
+        return {"proof": proof, "method": "GET", "url": api}
+
+    assert not verify(token).ok  # as a bearer token: what a thief would try
+    fresh = holder.proof(token, htm="GET", htu=api)
+    assert verify(token, dpop(fresh)).ok
+    assert "used already" in verify(token, dpop(fresh)).error
+    refused = {
+        "another key": thief.proof(token, htm="GET", htu=api),
+        "no ath": holder.proof(htm="GET", htu=api),
+        "another method": holder.proof(token, htm="POST", htu=api),
+        "another URL": holder.proof(token, htm="GET", htu="https://other.example.com/me"),
+        "stale": holder.proof(token, htm="GET", htu=api, age=300),
+    }
+    verdicts = {case: verify(token, dpop(bad)) for case, bad in refused.items()}
+    assert not any(verdict.ok for verdict in verdicts.values()), verdicts
+    # A bearer token is not accepted with the DPoP scheme either.
+    plain = identity.sign_in(email)
+    assert not verify(plain, dpop(holder.proof(plain, htm="GET", htu=api))).ok
+    assert verify(plain).ok
 
 
 # ---- key rotation and revocation ----------------------------------------------------------

@@ -259,6 +259,15 @@ def test_presets_fill_in_discovery_and_name() -> None:
     assert google.email_trust == "verified"
 
 
+def test_a_multi_tenant_provider_cannot_trust_every_address() -> None:
+    # Any Entra tenant's admin could otherwise claim any address as verified.
+    with pytest.raises(ConfigError, match="multi-tenant"):
+        load_settings(
+            _env_file=None,
+            oidc_providers=[{"id": "microsoft", "client_id": "m", "email_trust": "always"}],
+        )
+
+
 def test_the_environment_takes_a_json_array(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(
         "IDENTITY_OIDC_PROVIDERS",

@@ -85,7 +85,8 @@ def test_the_head_constant_is_alembics_head() -> None:
 async def test_second_factors_upgrade_a_database_with_users_and_sessions(
     empty_database: str,
 ) -> None:
-    """0004 → 0005 on a database in use: sessions keep working at aal 1, by password."""
+    """0004 → head on a database in use: sessions keep working at aal 1, by password (0005),
+    as bearer sessions (0008)."""
     from datetime import UTC, datetime
 
     from sqlalchemy import text
@@ -122,7 +123,9 @@ async def test_second_factors_upgrade_a_database_with_users_and_sessions(
         await asyncio.to_thread(migrate.upgrade, empty_database)
         async with engine.connect() as connection:
             row = (
-                await connection.execute(text("SELECT aal, amr, authenticated_at FROM sessions"))
+                await connection.execute(
+                    text("SELECT aal, amr, authenticated_at, dpop_jkt FROM sessions")
+                )
             ).one()
             roles = (await connection.execute(text("SELECT requires_mfa FROM roles"))).all()
     finally:
@@ -130,6 +133,7 @@ async def test_second_factors_upgrade_a_database_with_users_and_sessions(
     assert row[0] == 1
     assert (json.loads(row[1]) if isinstance(row[1], str) else row[1]) == ["pwd"]
     assert str(row[2]).startswith("1970-01-01 00:00:00")  # a sign-in long ago
+    assert row[3] is None  # 0008: bound to no DPoP key, a bearer session as before
     assert roles
     assert all(not r[0] for r in roles)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import jwt
 import pytest
 from graphql import (
     FieldNode,
@@ -67,9 +68,10 @@ def spa_documents() -> list[str]:
 def test_the_apps_graphql_is_valid_and_every_union_member_is_handled() -> None:
     schema = build_schema((REPO / "schema.graphql").read_text(encoding="utf-8"))
     documents = spa_documents()
-    # identity.js: login, verifyMfa, refresh, logout, start and finish with a provider; app.js:
-    # me, register, password, two for sessions, three for factors, providers, link, unlink
-    assert len(documents) == 17
+    # identity.js: login, verifyMfa, refresh, logout, start and finish with a provider, start
+    # and finish with a passkey; app.js: me, register, password, two for sessions, three for
+    # factors, two for adding a passkey, providers, link, unlink
+    assert len(documents) == 21
     source = "\n".join(f.read_text() for f in SPA.glob("*.js"))
     handled = set(re.findall(r'case "(\w+)":', source))
     unhandled = []
@@ -219,7 +221,17 @@ class Watch:
 
     @staticmethod
     async def _read(response: Response) -> tuple[str, str]:
-        return response.request.post_data or "", await response.text()
+        from playwright.async_api import Error
+
+        sent = response.request.post_data or ""
+        try:
+            return sent, await response.text()
+        except Error as exc:
+            # An answer that arrived as its page reloaded (the passkey autofill's start, a
+            # restore) is gone with the page: there is no body left to check.
+            if "navigated away" not in str(exc):
+                raise
+            return sent, ""
 
     async def exchanges(self) -> list[tuple[str, str]]:
         """(request body, response body) of every GraphQL POST so far."""
@@ -247,7 +259,7 @@ async def sign_in(page: Page, email: str, password: str) -> None:
     form = page.locator("#sign-in")
     await form.locator("[name=email]").fill(email)
     await form.locator("[name=password]").fill(password)
-    await form.get_by_role("button", name="Sign in").click()
+    await form.get_by_role("button", name="Sign in", exact=True).click()
 
 
 # The whole flow --------------------------------------------------------------------------
@@ -465,6 +477,82 @@ async def test_requests_refused_together_share_one_refresh(stack: Stack, browser
         "emails": [email, email],
     }
     await watch.exchanges()
+    await context.close()
+    assert not watch.problems, watch.problems
+
+
+@pytest.mark.slow
+async def test_a_token_copied_out_of_the_page_is_refused_and_the_page_survives_a_reload(
+    stack: Stack, browser: Browser
+) -> None:
+    """DPoP: the app's session is bound to a non-extractable key in IndexedDB."""
+    from playwright.async_api import Request, expect
+
+    email = "dpop.user@example.com"
+    names = {"firstName": "D", "lastName": "P"}
+    registered = api_call(stack, REGISTER, {"i": {"email": email, "password": PASSWORD, **names}})
+    assert registered["data"]["register"]["__typename"] == "RegisterSuccess"
+    watch = Watch(stack.api)
+    context, page = await new_page(browser, watch, "tab")
+    # What a malicious script or extension could copy: the headers the page sends.
+    copied: list[dict[str, str]] = []
+
+    async def copy(request: Request) -> None:
+        headers = await request.all_headers()
+        if request.url == f"{stack.api}/graphql" and "authorization" in headers:
+            copied.append(headers)
+
+    copying: list[asyncio.Task[None]] = []
+    page.on("request", lambda request: copying.append(asyncio.ensure_future(copy(request))))
+    await page.goto(stack.spa)
+    await sign_in(page, email, PASSWORD)
+    await expect(page.locator('[data-profile="email"]')).to_have_text(email)
+    await asyncio.gather(*copying)
+    assert copied, "the page sent no request with its access token"
+    stolen = copied[-1]
+    scheme, token = stolen["authorization"].split(" ", 1)
+    assert scheme == "DPoP"
+    assert "jkt" in jwt.decode(token, options={"verify_signature": False})["cnf"]
+
+    def replay(headers: dict[str, str]) -> Any:
+        body = {"query": ME, "variables": {}}
+        return httpx.post(f"{stack.api}/graphql", json=body, headers=headers).json()
+
+    attempts = {
+        "as a bearer token": {"Authorization": f"Bearer {token}"},
+        "as a DPoP token without a proof": {"Authorization": f"DPoP {token}"},
+        "with the page's proof, again": {"Authorization": f"DPoP {token}", "DPoP": stolen["dpop"]},
+    }
+    for attempt, headers in attempts.items():
+        answer = replay(headers)
+        assert answer["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", (attempt, answer)
+
+    # The key cannot be read out of the page either.
+    exported = await page.evaluate(
+        """async () => {
+          const { loadKeyPair } = await import("./dpop.js");
+          const pair = await loadKeyPair();
+          try {
+            await crypto.subtle.exportKey("jwk", pair.privateKey);
+            return "exported";
+          } catch (error) {
+            return `${pair.privateKey.extractable}: ${error.name}`;
+          }
+        }"""
+    )
+    assert exported == "false: InvalidAccessError"
+
+    # The page itself keeps working: after a reload the refresh cookie and the key from
+    # IndexedDB make a new access token, bound to the same key.
+    copied.clear()
+    await page.reload()
+    await expect(page.locator('[data-profile="email"]')).to_have_text(email)
+    await asyncio.gather(*copying)
+    assert copied
+    renewed = copied[-1]["authorization"].split(" ", 1)[1]
+    assert renewed != token
+    cnf = jwt.decode(renewed, options={"verify_signature": False})["cnf"]
+    assert cnf == jwt.decode(token, options={"verify_signature": False})["cnf"]
     await context.close()
     assert not watch.problems, watch.problems
 

@@ -6,7 +6,13 @@
 // agents) is put into the page with textContent, never innerHTML.
 
 import { API_URL } from "./config.js";
-import { IdentityClient, IdentityError } from "./identity.js";
+import {
+  IdentityClient,
+  IdentityError,
+  createPasskey,
+  getPasskey,
+  passkeysSupported,
+} from "./identity.js";
 
 const identity = new IdentityClient(API_URL);
 
@@ -63,6 +69,26 @@ const CONFIRM_ENROLLMENT = /* GraphQL */ `
       ... on ConfirmTotpEnrollmentSuccess { factor { id label } recoveryCodes }
       ... on ValidationError { message fields { field code message } }
       ... on RateLimited { message retryAfter }
+      ... on Error { message }
+    }
+  }`;
+
+const START_PASSKEY_REGISTRATION = /* GraphQL */ `
+  mutation StartAddingPasskey($input: StartPasskeyRegistrationInput!) {
+    startPasskeyRegistration(input: $input) {
+      __typename
+      ... on StartPasskeyRegistrationSuccess { registrationToken options }
+      ... on RateLimited { message retryAfter }
+      ... on Error { message }
+    }
+  }`;
+
+const FINISH_PASSKEY_REGISTRATION = /* GraphQL */ `
+  mutation FinishAddingPasskey($input: FinishPasskeyRegistrationInput!) {
+    finishPasskeyRegistration(input: $input) {
+      __typename
+      ... on FinishPasskeyRegistrationSuccess { factor { id label } recoveryCodes }
+      ... on ValidationError { message fields { field code message } }
       ... on Error { message }
     }
   }`;
@@ -124,6 +150,11 @@ const $ = (selector, root = document) => root.querySelector(selector);
 function show(view) {
   for (const section of document.querySelectorAll("[data-view]")) {
     section.hidden = section.dataset.view !== view;
+  }
+  if (view === "signed-out") {
+    offerPasskeysInAutofill();
+  } else {
+    stopAutofill();
   }
 }
 
@@ -239,7 +270,7 @@ onSubmit($("#sign-in"), async ({ email, password }) => {
       return;
     case "MfaRequired": // the password was right; a second factor finishes the sign-in
       form.reset();
-      startSecondStep(result.mfaToken);
+      startSecondStep(result);
       return;
     case "ValidationError":
       showValidationError(form, result);
@@ -259,9 +290,12 @@ onSubmit($("#sign-in"), async ({ email, password }) => {
 
 // The second step: the mfaToken lives here, in memory, for the few minutes it is good.
 let mfaToken = null;
+let passkeyOptions = null; // request options naming the account's passkeys
 
-function startSecondStep(token) {
+function startSecondStep({ mfaToken: token, methods, passkeyOptions: options }) {
   mfaToken = token;
+  passkeyOptions = methods.includes("PASSKEY") && passkeysSupported() ? options : null;
+  $("#use-passkey").hidden = passkeyOptions === null;
   const form = $("#second-step");
   setSecondStepMethod("totp");
   $("#sign-in").hidden = true;
@@ -271,6 +305,7 @@ function startSecondStep(token) {
 
 function endSecondStep() {
   mfaToken = null;
+  passkeyOptions = null;
   $("#second-step").hidden = true;
   $("#sign-in").hidden = false;
 }
@@ -295,7 +330,25 @@ $("#cancel-second-step").addEventListener("click", endSecondStep);
 onSubmit($("#second-step"), async ({ code }) => {
   const form = $("#second-step");
   const given = form.dataset.method === "totp" ? { totpCode: code } : { recoveryCode: code };
-  const result = await identity.verifySecondFactor(mfaToken, given);
+  await secondStepAnswered(await identity.verifySecondFactor(mfaToken, given));
+});
+
+onClick($("#use-passkey"), async () => {
+  const form = $("#second-step");
+  clearForm(form);
+  await stopAutofill();
+  let passkey;
+  try {
+    passkey = await getPasskey(passkeyOptions);
+  } catch (error) {
+    formMessage(form, passkeyRefusedText(error));
+    return;
+  }
+  await secondStepAnswered(await identity.verifySecondFactor(mfaToken, { passkey }));
+});
+
+async function secondStepAnswered(result) {
+  const form = $("#second-step");
   switch (result.__typename) {
     case "AuthPayload":
       endSecondStep();
@@ -318,6 +371,100 @@ onSubmit($("#second-step"), async ({ code }) => {
     default:
       throw unexpected(result);
   }
+}
+
+// Passkeys: a button, and the email field's autofill (conditional mediation). Only one
+// WebAuthn request may be pending: the autofill's wait is aborted before any other.
+
+let autofill = null; // {controller, done} while the autofill waits for a passkey
+
+function passkeyRefusedText(error) {
+  if (error instanceof DOMException && error.name === "NotAllowedError") {
+    return "No passkey was used.";
+  }
+  if (error instanceof DOMException && error.name === "InvalidStateError") {
+    return "This device already holds a passkey for your account.";
+  }
+  throw error;
+}
+
+async function stopAutofill() {
+  if (autofill !== null) {
+    const { controller, done } = autofill;
+    autofill = null;
+    controller.abort();
+    await done;
+  }
+}
+
+async function offerPasskeysInAutofill() {
+  if (autofill !== null || !passkeysSupported()) {
+    return;
+  }
+  const controller = new AbortController();
+  const waiting = { controller, done: null };
+  autofill = waiting; // taken at once: show() may call this again meanwhile
+  const available = await PublicKeyCredential.isConditionalMediationAvailable?.();
+  if (!available || controller.signal.aborted) {
+    if (autofill === waiting) {
+      autofill = null;
+    }
+    return;
+  }
+  waiting.done = identity
+    .signInWithPasskey({ mediation: "conditional", signal: controller.signal })
+    .then(passkeySignedIn, (error) => {
+      if (!controller.signal.aborted) {
+        failed(error, $("#sign-in"));
+      }
+    })
+    .finally(() => {
+      if (autofill === waiting) {
+        autofill = null;
+      }
+    });
+}
+
+async function passkeySignedIn(result) {
+  const form = $("#sign-in");
+  switch (result.__typename) {
+    case "AuthPayload":
+      form.reset();
+      announce("");
+      await loadProfile();
+      return;
+    case "ValidationError":
+    case "InvalidCredentials": // a passkey this server does not know (any more)
+    case "InvalidToken": // the challenge expired: try again
+    case "AccountDisabled":
+    case "EmailNotVerified":
+      formMessage(form, result.message);
+      return;
+    case "RateLimited":
+      formMessage(form, retryText(result));
+      return;
+    default:
+      throw unexpected(result);
+  }
+}
+
+$("#passkey-sign-in").hidden = !passkeysSupported();
+onClick($("#passkey-sign-in"), async () => {
+  const form = $("#sign-in");
+  clearForm(form);
+  await stopAutofill();
+  let result;
+  try {
+    result = await identity.signInWithPasskey();
+  } catch (error) {
+    formMessage(form, passkeyRefusedText(error));
+    return;
+  } finally {
+    if (!identity.signedIn) {
+      offerPasskeysInAutofill();
+    }
+  }
+  await passkeySignedIn(result);
 });
 
 onSubmit($("#register"), async ({ email, password, firstName, lastName }) => {
@@ -464,7 +611,7 @@ async function providerReturned({ code, error, pending }, signedIn) {
       return;
     case "MfaRequired": // the provider was the first factor; identity's second one follows
       show("signed-out");
-      startSecondStep(result.mfaToken);
+      startSecondStep(result);
       return;
     case "ExternalAccountConflict": // sign in to that account (password), then link there
     case "EmailNotVerified":
@@ -614,19 +761,7 @@ onSubmit($("#confirm-enrollment"), async ({ code, label }) => {
       enrollmentToken = null;
       $("#enrollment").hidden = true;
       $("#mfa-password").value = "";
-      if (result.recoveryCodes) {
-        // MFA just turned on: the codes are shown this once.
-        const items = result.recoveryCodes.map((recoveryCode) => {
-          const item = document.createElement("li");
-          item.textContent = recoveryCode;
-          return item;
-        });
-        $("#recovery-code-list").replaceChildren(...items);
-        $("#recovery-codes").hidden = false;
-      } else {
-        mfaMessage(`${result.factor.label} was added.`, "success");
-        await loadProfile();
-      }
+      await factorAdded(result);
       return;
     case "InvalidCredentials": // the code was wrong: the app shows a new one every 30 seconds
       showValidationError(form, { message: result.message, fields: [{ field: "code", message: result.message }] });
@@ -640,6 +775,69 @@ onSubmit($("#confirm-enrollment"), async ({ code, label }) => {
       return;
     case "RateLimited":
       formMessage(form, retryText(result));
+      return;
+    default:
+      throw unexpected(result);
+  }
+});
+
+async function factorAdded({ factor, recoveryCodes }) {
+  if (recoveryCodes) {
+    // MFA just turned on: the codes are shown this once.
+    const items = recoveryCodes.map((recoveryCode) => {
+      const item = document.createElement("li");
+      item.textContent = recoveryCode;
+      return item;
+    });
+    $("#recovery-code-list").replaceChildren(...items);
+    $("#recovery-codes").hidden = false;
+  } else {
+    mfaMessage(`${factor.label} was added.`, "success");
+    await loadProfile();
+  }
+}
+
+$("#passkey-actions").hidden = !passkeysSupported();
+onClick($("#add-passkey"), async () => {
+  mfaMessage("");
+  const data = await identity.request(START_PASSKEY_REGISTRATION, { input: reauthentication() });
+  const started = data.startPasskeyRegistration;
+  switch (started.__typename) {
+    case "StartPasskeyRegistrationSuccess":
+      break;
+    case "InvalidCredentials": // a wrong password, or none and no recent sign-in
+    case "EmailNotVerified":
+      mfaMessage(started.message);
+      return;
+    case "RateLimited":
+      mfaMessage(retryText(started));
+      return;
+    default:
+      throw unexpected(started);
+  }
+  let credential;
+  try {
+    credential = await createPasskey(started.options);
+  } catch (error) {
+    mfaMessage(passkeyRefusedText(error));
+    return;
+  }
+  const label = $("#passkey-label").value.trim() || null;
+  const finished = await identity.request(FINISH_PASSKEY_REGISTRATION, {
+    input: { registrationToken: started.registrationToken, credential, label },
+  });
+  const result = finished.finishPasskeyRegistration;
+  switch (result.__typename) {
+    case "FinishPasskeyRegistrationSuccess":
+      $("#mfa-password").value = "";
+      $("#passkey-label").value = "";
+      await factorAdded(result);
+      return;
+    case "InvalidToken": // five minutes passed, or another start replaced this one
+      mfaMessage(`${result.message} Start again.`);
+      return;
+    case "ValidationError":
+      mfaMessage(result.fields.map((f) => f.message).join(" ") || result.message);
       return;
     default:
       throw unexpected(result);

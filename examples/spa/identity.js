@@ -15,6 +15,10 @@
 //    two requests that both get UNAUTHENTICATED), one refresh request goes out and they all
 //    wait for it. Every refresh rotates the cookie, so parallel refreshes would be wasteful
 //    (identity tolerates them for a few seconds, for several tabs, but one is enough).
+// 5. Binds the session to this browser with DPoP (RFC 9449, see dpop.js): every request
+//    carries a proof signed by a non-extractable key kept in IndexedDB, so the access token
+//    and the refresh cookie are of no use anywhere else. `authorization(method, url)` gives
+//    the headers for your own APIs, which check the proof (docs: the DPoP guide).
 //
 // Events (the client is an EventTarget):
 //   "token"     a new access token: detail { reason, expiresAt } where reason is "sign-in",
@@ -36,8 +40,8 @@ const LOGIN = /* GraphQL */ `
   mutation SignIn($input: LoginInput!) {
     login(input: $input) {
       __typename
-      ... on AuthPayload { accessToken expiresIn refreshToken }
-      ... on MfaRequired { mfaToken methods expiresIn }
+      ... on AuthPayload { accessToken tokenType expiresIn refreshToken }
+      ... on MfaRequired { mfaToken methods expiresIn passkeyOptions }
       ... on ValidationError { message fields { field code message } }
       ... on RateLimited { message retryAfter }
       ... on Error { message }
@@ -49,7 +53,7 @@ const VERIFY_MFA = /* GraphQL */ `
   mutation VerifyMfa($input: VerifyMfaInput!) {
     verifyMfa(input: $input) {
       __typename
-      ... on AuthPayload { accessToken expiresIn refreshToken }
+      ... on AuthPayload { accessToken tokenType expiresIn refreshToken }
       ... on ValidationError { message fields { field code message } }
       ... on RateLimited { message retryAfter }
       ... on Error { message }
@@ -73,12 +77,58 @@ const FINISH_EXTERNAL = /* GraphQL */ `
   mutation FinishProviderSignIn($input: FinishExternalLoginInput!) {
     finishExternalLogin(input: $input) {
       __typename
-      ... on AuthPayload { accessToken expiresIn refreshToken }
-      ... on MfaRequired { mfaToken methods expiresIn }
+      ... on AuthPayload { accessToken tokenType expiresIn refreshToken }
+      ... on MfaRequired { mfaToken methods expiresIn passkeyOptions }
       ... on RateLimited { message retryAfter }
       ... on Error { message }
     }
   }`;
+
+import { forgetKeyPair, loadKeyPair, makeProof } from "./dpop.js";
+// Sign-in with a passkey alone: no email; the browser offers the passkeys it has for this
+// site. The challenge token serves one answer.
+const START_PASSKEY_LOGIN = /* GraphQL */ `
+  mutation StartPasskeySignIn {
+    startPasskeyLogin {
+      __typename
+      ... on StartPasskeyLoginSuccess { challengeToken options }
+      ... on RateLimited { message retryAfter }
+    }
+  }`;
+
+const FINISH_PASSKEY_LOGIN = /* GraphQL */ `
+  mutation FinishPasskeySignIn($input: FinishPasskeyLoginInput!) {
+    finishPasskeyLogin(input: $input) {
+      __typename
+      ... on AuthPayload { accessToken tokenType expiresIn refreshToken }
+      ... on ValidationError { message fields { field code message } }
+      ... on RateLimited { message retryAfter }
+      ... on Error { message }
+    }
+  }`;
+
+/** Whether this browser can use passkeys (WebAuthn with the JSON helpers). */
+export function passkeysSupported() {
+  return (
+    typeof PublicKeyCredential !== "undefined" &&
+    typeof PublicKeyCredential.parseRequestOptionsFromJSON === "function"
+  );
+}
+
+/** `navigator.credentials.create()` with identity's creation options; the JSON to send back. */
+export async function createPasskey(options) {
+  const publicKey = PublicKeyCredential.parseCreationOptionsFromJSON(options);
+  const credential = await navigator.credentials.create({ publicKey });
+  return credential.toJSON();
+}
+
+/** `navigator.credentials.get()` with identity's request options; the JSON to send back.
+ * `mediation: "conditional"` waits for the user to pick a passkey from the autofill list. */
+export async function getPasskey(options, { mediation, signal } = {}) {
+  const publicKey = PublicKeyCredential.parseRequestOptionsFromJSON(options);
+  const credential = await navigator.credentials.get({ publicKey, mediation, signal });
+  return credential.toJSON();
+}
 
 const PENDING = "identity.external-sign-in"; // sessionStorage: {verifier, link}, while away
 
@@ -94,7 +144,7 @@ const REFRESH = /* GraphQL */ `
   mutation Refresh {
     refreshToken(input: {}) {
       __typename
-      ... on AuthPayload { accessToken expiresIn refreshToken }
+      ... on AuthPayload { accessToken tokenType expiresIn refreshToken }
       ... on InvalidToken { message }
     }
   }`;
@@ -125,6 +175,9 @@ export class IdentityClient extends EventTarget {
   #url;
   #fetch;
   #token = null;
+  #tokenType = "Bearer"; // "DPoP" once identity has bound the session to this browser's key
+  #dpop; // whether requests carry DPoP proofs
+  #keyPair = null; // the DPoP key pair, loaded (or made) at the first request
   #expiresAt = 0; // Date.now() milliseconds
   #timer = null;
   #refreshing = null; // the refresh in flight, shared by everyone who needs it
@@ -132,12 +185,35 @@ export class IdentityClient extends EventTarget {
 
   /**
    * @param {string} url  identity's GraphQL endpoint, e.g. "https://id.example.com/graphql"
-   * @param {{fetch?: typeof fetch}} options  `fetch`: a replacement (logging, tests)
+   * @param {{fetch?: typeof fetch, dpop?: boolean}} options  `fetch`: a replacement
+   *   (logging, tests); `dpop`: bind sessions to this browser (default true)
    */
-  constructor(url, { fetch = (...args) => globalThis.fetch(...args) } = {}) {
+  constructor(url, { fetch = (...args) => globalThis.fetch(...args), dpop = true } = {}) {
     super();
     this.#url = url;
     this.#fetch = fetch;
+    this.#dpop = dpop;
+  }
+
+  /**
+   * The headers a request to your own API needs: `Authorization` with the access token and,
+   * for a DPoP-bound session, a `DPoP` proof for exactly this method and URL. One call per
+   * request: a proof is good once.
+   */
+  async authorization(method, url) {
+    if (this.#token === null) {
+      return {};
+    }
+    const headers = { Authorization: `${this.#tokenType} ${this.#token}` };
+    if (this.#tokenType === "DPoP") {
+      headers.DPoP = await makeProof(await this.#key(), { method, url, accessToken: this.#token });
+    }
+    return headers;
+  }
+
+  #key() {
+    this.#keyPair ??= loadKeyPair();
+    return this.#keyPair;
   }
 
   get signedIn() {
@@ -189,7 +265,31 @@ export class IdentityClient extends EventTarget {
   }
 
   /**
-   * The second step: `code` is `{ totpCode }` or `{ recoveryCode }`. Returns the `verifyMfa`
+   * Signs in with a passkey alone. Resolves to the `finishPasskeyLogin` result without the
+   * access token (AuthPayload, InvalidCredentials, InvalidToken, AccountDisabled,
+   * EmailNotVerified, RateLimited, ValidationError), or to the start's RateLimited. Rejects
+   * with the browser's DOMException when the person cancels (NotAllowedError) or, for
+   * `mediation: "conditional"`, when `signal` aborts the wait.
+   */
+  async signInWithPasskey({ mediation, signal } = {}) {
+    const started = (await this.#send(START_PASSKEY_LOGIN, {}, null)).startPasskeyLogin;
+    switch (started.__typename) {
+      case "StartPasskeyLoginSuccess":
+        break;
+      case "RateLimited":
+        return started;
+      default:
+        throw new IdentityError(`Unexpected startPasskeyLogin result ${started.__typename}`);
+    }
+    const credential = await getPasskey(started.options, { mediation, signal });
+    const input = { challengeToken: started.challengeToken, credential };
+    const data = await this.#send(FINISH_PASSKEY_LOGIN, { input }, null);
+    return this.#signedIn(data.finishPasskeyLogin, "sign-in");
+  }
+
+  /**
+   * The second step: `code` is `{ totpCode }`, `{ recoveryCode }` or `{ passkey }` (the JSON
+   * of `getPasskey(passkeyOptions)`). Returns the `verifyMfa`
    * result without the access token: AuthPayload, or InvalidCredentials (a wrong code: the
    * mfaToken allows five), InvalidToken (expired or used up: sign in again), RateLimited,
    * ValidationError.
@@ -251,9 +351,9 @@ export class IdentityClient extends EventTarget {
   }
 
   #signedIn(answer, reason) {
-    const { accessToken, expiresIn, refreshToken, ...result } = answer;
+    const { accessToken, tokenType, expiresIn, refreshToken, ...result } = answer;
     if (result.__typename === "AuthPayload") {
-      this.#accept({ accessToken, expiresIn, refreshToken }, reason, this.#generation);
+      this.#accept({ accessToken, tokenType, expiresIn, refreshToken }, reason, this.#generation);
     } else if (result.__typename === "MfaRequired") {
       result.expiresIn = expiresIn; // the mfaToken's lifetime
     }
@@ -288,6 +388,11 @@ export class IdentityClient extends EventTarget {
       return data.logout; // LogoutSuccess, or InvalidToken (the session had ended already)
     } finally {
       this.#forget("sign-out");
+      if (this.#dpop) {
+        // The next session gets a key of its own.
+        this.#keyPair = null;
+        await forgetKeyPair().catch(() => {});
+      }
     }
   }
 
@@ -310,7 +415,7 @@ export class IdentityClient extends EventTarget {
     }
   }
 
-  #accept({ accessToken, expiresIn, refreshToken }, reason, generation) {
+  #accept({ accessToken, tokenType, expiresIn, refreshToken }, reason, generation) {
     if (refreshToken !== null) {
       // identity is not in cookie mode, so the refresh token reached JavaScript. Refuse to
       // go on rather than quietly work without the protection this design relies on.
@@ -322,6 +427,7 @@ export class IdentityClient extends EventTarget {
       return;
     }
     this.#token = accessToken;
+    this.#tokenType = tokenType;
     this.#expiresAt = Date.now() + expiresIn * 1000;
     this.#schedule(expiresIn * 1000 * REFRESH_AT);
     this.dispatchEvent(
@@ -360,7 +466,13 @@ export class IdentityClient extends EventTarget {
       "X-Requested-With": "fetch", // any value: identity checks that the header is there
     };
     if (token !== null) {
-      headers.Authorization = `Bearer ${token}`;
+      headers.Authorization = `${this.#tokenType} ${token}`;
+    }
+    if (this.#dpop) {
+      // Every request proves the key: a sign-in or refresh binds (or keeps) the session to
+      // it, a request with the access token shows it holds the token's key.
+      const proof = { method: "POST", url: this.#url, accessToken: token };
+      headers.DPoP = await makeProof(await this.#key(), proof);
     }
     let response;
     try {

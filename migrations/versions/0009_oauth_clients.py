@@ -2,7 +2,7 @@
 as sessions that belong to a client.
 
 Revision ID: 0009
-Revises: 0007 (re-chained onto 0008 when DPoP lands)
+Revises: 0008
 Create Date: 2026-12-02 14:30:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import identity.db.types
 
 revision: str = "0009"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

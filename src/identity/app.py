@@ -140,8 +140,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             allow_origins=settings.cors_origins,
             allow_credentials=True,
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", CSRF_HEADER, "X-Request-ID"],
-            expose_headers=["X-Request-ID"],
+            allow_headers=["Authorization", "Content-Type", CSRF_HEADER, "DPoP", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "DPoP-Nonce"],
             max_age=600,
         )
     return app
@@ -193,12 +193,14 @@ HOUSEKEEPING_INTERVAL = 60.0
 
 
 async def _housekeeping(container: Container) -> None:
-    """Delete what has expired and nothing needs (challenges with their sealed secrets)."""
+    """Delete what has expired and nothing needs (challenges with their sealed secrets, the
+    DPoP proofs too old to come back)."""
     while True:
         await asyncio.sleep(HOUSEKEEPING_INTERVAL)
         try:
             async with container.unit_of_work() as uow:
                 await container.challenges.prune(uow)
+            await container.dpop.prune()
         except Exception:  # the database may be briefly away; next time
             log.warning("housekeeping failed", exc_info=True)
 

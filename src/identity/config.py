@@ -7,12 +7,14 @@ import secrets
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import limits
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from identity.security.oidc_providers import OidcProviderSettings, secure_url
+from identity.security.origins import fits, origin_of, relying_party_problem
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./identity.db"
 
@@ -198,6 +200,29 @@ class Settings(BaseSettings):
         description="The 'this wasn't me' link mailed when a factor or a sign-in method is added.",
     )
 
+    # Passkeys (WebAuthn)
+    webauthn_rp_id: str | None = Field(
+        default=None,
+        description="The relying-party id passkeys are bound to: the host of every origin "
+        "below or a parent domain of them all (`example.com` for `app.example.com` and "
+        "`id.example.com`). Unset: the host of `IDENTITY_PUBLIC_URL` in development; in "
+        "production passkeys are off until it is set.",
+    )
+    webauthn_origins: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="Comma-separated: the exact origins whose pages may create and use "
+        "passkeys. Unset: the origin of `IDENTITY_PUBLIC_URL` and the CORS origins under the "
+        "relying-party id.",
+    )
+    rate_limit_passkey_address: str = Field(
+        default="60/minute;600/hour",
+        description="Passkey sign-ins (starts and answers) per client address.",
+    )
+    rate_limit_passkey_credential: str = Field(
+        default="10/minute;100/hour",
+        description="Passkey sign-in answers per credential.",
+    )
+
     # Sign-in with other providers
     oidc_providers: list[OidcProviderSettings] = Field(
         default=[],
@@ -213,6 +238,15 @@ class Settings(BaseSettings):
     oidc_timeout: float = Field(
         default=10.0, gt=0, le=60, description="Seconds identity waits for a provider's answer."
     )
+
+    # Sender-constrained tokens (DPoP, RFC 9449)
+    dpop: Literal["optional", "required"] = "optional"
+    """`optional`: a sign-in or refresh that carries a `DPoP` proof binds the session to the
+    proof's key, one without stays a bearer session. `required`: every request that issues
+    tokens must carry a proof."""
+    dpop_proof_max_age: int = Field(default=60, ge=5, le=600)
+    """Seconds a DPoP proof's `iat` may lie in the past (plus `IDENTITY_JWT_LEEWAY` either
+    way); each proof is good for one request."""
 
     # GraphQL limits
     max_query_depth: int = Field(default=15, ge=2, le=100)
@@ -281,7 +315,12 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "cors_origins", "trusted_proxies", "secret_key_fallbacks", "oidc_return_urls", mode="before"
+        "cors_origins",
+        "trusted_proxies",
+        "secret_key_fallbacks",
+        "oidc_return_urls",
+        "webauthn_origins",
+        mode="before",
     )
     @classmethod
     def _lists(cls, value: object) -> object:
@@ -294,7 +333,7 @@ class Settings(BaseSettings):
             raise ValueError("every fallback secret must be at least 32 characters")
         return value
 
-    @field_validator("cors_origins")
+    @field_validator("cors_origins", "webauthn_origins")
     @classmethod
     def _origins(cls, value: list[str]) -> list[str]:
         for origin in value:
@@ -337,6 +376,8 @@ class Settings(BaseSettings):
         "rate_limit_recovery_address",
         "rate_limit_recovery_email",
         "rate_limit_mfa_account",
+        "rate_limit_passkey_address",
+        "rate_limit_passkey_credential",
     )
     @classmethod
     def _rate_limits(cls, value: str) -> str:
@@ -422,8 +463,14 @@ class Settings(BaseSettings):
             )
         if self.env is Env.PRODUCTION and any(not secure_url(url) for url in self.oidc_return_urls):
             raise ValueError("IDENTITY_OIDC_RETURN_URLS: use https:// URLs in production")
+        if self.env is Env.PRODUCTION and any(not secure_url(o) for o in self.webauthn_origins):
+            raise ValueError("IDENTITY_WEBAUTHN_ORIGINS: use https:// origins in production")
         if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("IDENTITY_SECRET_KEY must be at least 32 characters")
+        if self.webauthn_rp_id is not None or self.webauthn_origins:
+            problem = relying_party_problem(self.passkey_rp_id, self.passkey_origins)
+            if problem:
+                raise ValueError(f"IDENTITY_WEBAUTHN_RP_ID: {problem}")
         return self
 
     @property
@@ -450,6 +497,25 @@ class Settings(BaseSettings):
     @property
     def mail_transport(self) -> str:
         return self.mail_url or "console:"
+
+    @property
+    def passkeys_enabled(self) -> bool:
+        """Development always (a relying party derived from the public URL); production once
+        IDENTITY_WEBAUTHN_RP_ID is set."""
+        return not self.is_production or self.webauthn_rp_id is not None
+
+    @property
+    def passkey_rp_id(self) -> str:
+        return self.webauthn_rp_id or (urlsplit(self.public_url).hostname or "localhost")
+
+    @property
+    def passkey_origins(self) -> list[str]:
+        if self.webauthn_origins:
+            # As browsers write them: no default port, no path.
+            return [origin_of(origin) for origin in self.webauthn_origins]
+        rp_id = self.passkey_rp_id
+        own = origin_of(self.public_url)
+        return [own, *(o for o in self.cors_origins if o != own and fits(rp_id, o))]
 
     @property
     def totp_issuer(self) -> str:

@@ -17,12 +17,14 @@ from identity.db.models import OutboxMessage, WebhookDelivery
 from identity.mail.render import Renderer
 from identity.mail.transports import create_mailer
 from identity.repositories.hot import PostgresHotPath
+from identity.security.webauthn import RelyingParty
 from identity.security.webhooks import WebhookClient
 from identity.services.accounts import Accounts
 from identity.services.admin import Admin
 from identity.services.auth import Auth
 from identity.services.challenges import Challenges
 from identity.services.datakeys import DataKeys
+from identity.services.dpop import Dpop
 from identity.services.external import ExternalLogin, ExternalProviders
 from identity.services.external_accounts import ExternalAccounts
 from identity.services.factors import Factors
@@ -33,6 +35,7 @@ from identity.services.oauth_authorize import Authorize
 from identity.services.oauth_clients import OAuthClients
 from identity.services.oauth_tokens import Tokens
 from identity.services.outbox import Courier
+from identity.services.passkeys import Passkeys
 from identity.services.principal import ClientInfo
 from identity.services.reauth import Reauthentication
 from identity.services.recovery import RESET_REQUEST, Recovery
@@ -63,6 +66,7 @@ class Container:
     admin: Admin
     roles: Roles
     factors: Factors
+    passkeys: Passkeys
     second_step: SecondStep
     challenges: Challenges
     datakeys: DataKeys
@@ -78,6 +82,7 @@ class Container:
     external_login: ExternalLogin
     external_accounts: ExternalAccounts
     revert: Revert
+    dpop: Dpop
     # The outbox: one sender per channel, each woken up at once by a commit that queued
     # something for it.
     mail: Courier[OutboxMessage]
@@ -135,7 +140,12 @@ class Container:
         )
         challenges = Challenges(runtime)
         datakeys = DataKeys(runtime, own_reads, own_transaction)
-        auth = Auth(runtime, throttle, challenges, reads, hot)
+        rp = (
+            RelyingParty(settings.passkey_rp_id, settings.passkey_origins, settings.product_name)
+            if settings.passkeys_enabled
+            else None
+        )
+        auth = Auth(runtime, throttle, challenges, reads, hot, rp)
         reauth = Reauthentication(runtime, throttle)
         factors = Factors(runtime, challenges, datakeys, tokens, reauth)
         providers = ExternalProviders(runtime, _provider_http(settings))
@@ -154,6 +164,7 @@ class Container:
             admin=Admin(runtime, tokens),
             roles=Roles(runtime),
             factors=factors,
+            passkeys=Passkeys(runtime, rp, auth, challenges, factors, throttle),
             second_step=SecondStep(runtime, auth, challenges, factors, throttle),
             challenges=challenges,
             datakeys=datakeys,
@@ -183,6 +194,7 @@ class Container:
             external_accounts=ExternalAccounts(
                 runtime, providers, auth, challenges, tokens, throttle
             ),
+            dpop=Dpop(runtime, writes, hot),
             revert=Revert(runtime, tokens),
         )
 

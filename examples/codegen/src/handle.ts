@@ -24,6 +24,8 @@ import type {
   DeleteOAuthClientMutation,
   DeleteWebhookEndpointMutation,
   DeviceSessionFragment,
+  FinishPasskeyLoginMutation,
+  FinishPasskeyRegistrationMutation,
   FinishProviderSignInMutation,
   InvalidInputFragment,
   LinkProviderAccountMutation,
@@ -63,6 +65,8 @@ import type {
   SignUpMutation,
   SignedInFragment,
   StartAuthenticatorEnrollmentMutation,
+  StartPasskeyLoginMutation,
+  StartPasskeyRegistrationMutation,
   StartProviderSignInMutation,
   TooManyAttemptsFragment,
   UnlinkProviderAccountMutation,
@@ -338,6 +342,76 @@ export function revertSecurityChangeOutcome(
       return { ok: true, value: result.message }; // every session ended: sign in again
     case "InvalidToken":
       return rejected(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+// Passkeys (passkeys.graphql) --------------------------------------------------------------------
+
+/** WebAuthn options (for `PublicKeyCredential.parse…OptionsFromJSON`) and the token to send back. */
+export type PasskeyCeremony = { token: string; options: unknown };
+
+export function startPasskeyRegistrationOutcome(
+  result: StartPasskeyRegistrationMutation["startPasskeyRegistration"],
+): Outcome<PasskeyCeremony> {
+  switch (result.__typename) {
+    case "StartPasskeyRegistrationSuccess":
+      return { ok: true, value: { token: result.registrationToken, options: result.options } };
+    case "InvalidCredentials": // wrong password, or no recent sign-in: ask for the password
+      return rejected(result, "currentPassword");
+    case "EmailNotVerified":
+      return rejected(result);
+    case "RateLimited":
+      return tooManyAttempts(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function finishPasskeyRegistrationOutcome(
+  result: FinishPasskeyRegistrationMutation["finishPasskeyRegistration"],
+): Outcome<{ factor: SecondFactorFragment; recoveryCodes: string[] | null }> {
+  switch (result.__typename) {
+    case "FinishPasskeyRegistrationSuccess":
+      return { ok: true, value: { factor: result.factor, recoveryCodes: result.recoveryCodes ?? null } };
+    case "InvalidToken": // expired (5 minutes), used, or replaced by a newer start: start again
+      return rejected(result);
+    case "ValidationError": // the credential did not verify, or is registered already
+      return invalidInput(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function startPasskeyLoginOutcome(
+  result: StartPasskeyLoginMutation["startPasskeyLogin"],
+): Outcome<PasskeyCeremony> {
+  switch (result.__typename) {
+    case "StartPasskeyLoginSuccess":
+      return { ok: true, value: { token: result.challengeToken, options: result.options } };
+    case "RateLimited":
+      return tooManyAttempts(result);
+    default:
+      return assertNever(result);
+  }
+}
+
+export function finishPasskeyLoginOutcome(
+  result: FinishPasskeyLoginMutation["finishPasskeyLogin"],
+): Outcome<SignedInFragment> {
+  switch (result.__typename) {
+    case "AuthPayload": // aal 2, amr ["hwk", "user"]
+      return { ok: true, value: result };
+    case "InvalidCredentials": // a passkey this server does not know, or an answer that failed
+    case "InvalidToken": // the challenge expired or was used: start again
+    case "AccountDisabled":
+    case "EmailNotVerified":
+      return rejected(result);
+    case "ValidationError":
+      return invalidInput(result);
+    case "RateLimited":
+      return tooManyAttempts(result);
     default:
       return assertNever(result);
   }

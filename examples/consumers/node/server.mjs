@@ -1,9 +1,12 @@
 // A Node.js service that trusts identity's access tokens (node:http, no framework).
 //
-//   IDENTITY_ISSUER=https://id.example.com PORT=3000 node server.mjs
+//   IDENTITY_ISSUER=https://id.example.com PUBLIC_ORIGIN=https://api.example.com PORT=3000 node server.mjs
+//
+// PUBLIC_ORIGIN is where clients call this service: DPoP proofs name it, and a proof for
+// another service (or a Host header a client chose) must not pass here.
 import http from "node:http";
 
-import { bearerToken, createVerifier, InvalidToken } from "./verify.mjs";
+import { accessToken, createVerifier, InvalidToken } from "./verify.mjs";
 
 const verify = createVerifier({
   issuer: process.env.IDENTITY_ISSUER,
@@ -11,13 +14,21 @@ const verify = createVerifier({
   jwksUrl: process.env.IDENTITY_JWKS_URL, // when the service reaches identity elsewhere
 });
 
+const publicOrigin = process.env.PUBLIC_ORIGIN?.replace(/\/$/, "");
+if (!publicOrigin) throw new Error("PUBLIC_ORIGIN is required, e.g. https://api.example.com");
+
 // The caller's verified token, or an HTTP status and message to answer instead.
 async function authenticate(request, { role, aal = 1 } = {}) {
-  const token = bearerToken(request.headers.authorization);
-  if (!token) return { status: 401, message: "a bearer token is required" };
+  const given = accessToken(request.headers.authorization);
+  if (!given) return { status: 401, message: "a bearer or DPoP token is required" };
+  const path = new URL(request.url, publicOrigin).pathname;
+  const dpop =
+    given.scheme === "dpop"
+      ? { proof: request.headers.dpop ?? "", method: request.method, url: publicOrigin + path }
+      : null;
   let access;
   try {
-    access = await verify(token);
+    access = await verify(given.token, dpop);
   } catch (error) {
     if (error instanceof InvalidToken) return { status: 401, message: "the token is invalid or expired" };
     return { status: 503, message: "cannot verify tokens right now" };

@@ -4,13 +4,22 @@
 // function that checks a token's signature against identity's public keys (its JWKS, fetched
 // and cached by jose), pins the algorithm, and checks the issuer, the audience, the expiry
 // and the type (`at+jwt`), then answers the caller's identity.
-import { createRemoteJWKSet, errors, jwtVerify } from "jose";
+//
+// A token bound to a DPoP key (its `cnf.jkt` claim, RFC 9449) is accepted only with a fresh
+// proof by that key for this request: without the check, a stolen DPoP-bound token would
+// work here as a bearer token.
+import { createHash } from "node:crypto";
+
+import { EmbeddedJWK, calculateJwkThumbprint, createRemoteJWKSet, errors, jwtVerify } from "jose";
 
 // The header `typ` of identity's access tokens (RFC 9068).
 export const ACCESS_TOKEN_TYPE = "at+jwt";
 // Without these claims a token is refused (jose requires iss and aud itself once they are
 // expected).
 const REQUIRED_CLAIMS = ["sub", "exp", "iat", "sid"];
+// DPoP proofs: asymmetric algorithms only, and how old a proof may be (seconds).
+const DPOP_ALGORITHMS = ["ES256", "ES384", "RS256", "PS256", "EdDSA"];
+const DPOP_MAX_AGE = 60;
 
 export class InvalidToken extends Error {}
 export class KeysUnavailable extends Error {}
@@ -25,8 +34,10 @@ export function createVerifier({
 }) {
   // A kid the cached JWKS does not have refetches it (once per 30 s cooldown).
   const jwks = createRemoteJWKSet(new URL(jwksUrl), { cacheMaxAge: jwksCacheSeconds * 1000 });
+  const seen = new Map(); // DPoP proofs seen, by jti (one process; see the guide)
 
-  return async function verify(token) {
+  // dpop: {proof, method, url} of a request with `Authorization: DPoP <token>`, else null.
+  return async function verify(token, dpop = null) {
     let payload;
     try {
       ({ payload } = await jwtVerify(token, jwks, {
@@ -44,8 +55,46 @@ export function createVerifier({
       }
       throw new InvalidToken(`${error.code}: ${error.message}`, { cause: error });
     }
+    const jkt = payload.cnf?.jkt ?? null;
+    if ((jkt === null) !== (dpop === null)) {
+      throw new InvalidToken("a DPoP-bound token needs the DPoP scheme, a bearer token Bearer");
+    }
+    if (jkt !== null) await checkDpop(dpop, token, jkt);
     return accept(payload);
   };
+
+  // RFC 9449 §4.3: the proof is signed by the key `jkt` names, for this request and this
+  // token, recent, and not seen before.
+  async function checkDpop({ proof, method, url }, token, jkt) {
+    let claims, header;
+    try {
+      ({ payload: claims, protectedHeader: header } = await jwtVerify(proof, EmbeddedJWK, {
+        typ: "dpop+jwt",
+        algorithms: DPOP_ALGORITHMS,
+        maxTokenAge: DPOP_MAX_AGE,
+        clockTolerance,
+        requiredClaims: ["htm", "htu", "iat", "jti", "ath"],
+      }));
+    } catch (error) {
+      throw new InvalidToken(`bad DPoP proof: ${error.message}`, { cause: error });
+    }
+    if (["d", "p", "q", "k"].some((member) => member in header.jwk)) {
+      throw new InvalidToken("the proof must carry a public key");
+    }
+    if ((await calculateJwkThumbprint(header.jwk, "sha256")) !== jkt) {
+      throw new InvalidToken("the proof is by another key than the token's");
+    }
+    if (claims.htm !== method || claims.htu.split("?")[0] !== url) {
+      throw new InvalidToken("the proof is for another request");
+    }
+    if (claims.ath !== createHash("sha256").update(token).digest("base64url")) {
+      throw new InvalidToken("the proof is for another token");
+    }
+    const now = Date.now() / 1000;
+    for (const [jti, until] of seen) if (until <= now) seen.delete(jti);
+    if (seen.has(claims.jti)) throw new InvalidToken("the proof was used already");
+    seen.set(claims.jti, now + DPOP_MAX_AGE + 2 * clockTolerance);
+  }
 }
 
 // The one place that reads claims: a check this service needs goes here.
@@ -75,8 +124,9 @@ function accept(claims) {
   };
 }
 
-// The token of an `Authorization: Bearer …` header, or null.
-export function bearerToken(header) {
+// {scheme, token} of an `Authorization: Bearer …` or `DPoP …` header, or null.
+export function accessToken(header) {
   const [scheme, token] = (header ?? "").split(" ", 2);
-  return scheme?.toLowerCase() === "bearer" && token ? token.trim() : null;
+  const lower = scheme?.toLowerCase();
+  return (lower === "bearer" || lower === "dpop") && token ? { scheme: lower, token: token.trim() } : null;
 }

@@ -174,6 +174,9 @@ class Session(Base):
         ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
     )
     scope: Mapped[str | None] = mapped_column(String(1024))
+    # DPoP (RFC 9449): the thumbprint of the key the session is bound to, if the client
+    # offered one when it signed in; its tokens and refreshes then need proofs by that key.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
 
 class SigningKey(Base):
@@ -438,6 +441,19 @@ class ExternalAccount(Base):
     __table_args__ = (
         UniqueConstraint("provider", "subject", name="uq_external_accounts_provider_subject"),
     )
+
+
+class DpopProof(Base):
+    """A DPoP proof seen recently (by key thumbprint and `jti`): each is good for one request.
+
+    Every instance on the database refuses a proof another has seen; rows past `expires_at`
+    are pruned by housekeeping.
+    """
+
+    __tablename__ = "dpop_proofs"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 # The OpenID Provider's tables, in a module of their own (they need Base, defined above);

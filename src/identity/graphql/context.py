@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
@@ -15,13 +16,21 @@ from strawberry.types import Info
 
 from identity.container import Container
 from identity.graphql.dataloaders import Loaders
+from identity.security.dpop import InvalidProof
 from identity.services.auth import Unauthenticated
-from identity.services.principal import ClientInfo, Principal
+from identity.services.dpop import HEADER as DPOP_HEADER
+from identity.services.principal import ClientInfo, Principal, ProofOfKey
 from identity.services.uow import UnitOfWork
 
 
 def unauthenticated(message: str = "Sign in first: no usable access token.") -> GraphQLError:
     return GraphQLError(message, extensions={"code": "UNAUTHENTICATED"})
+
+
+def invalid_dpop_proof(reason: str) -> GraphQLError:
+    return GraphQLError(
+        f"The DPoP proof is not usable: {reason}.", extensions={"code": "INVALID_DPOP_PROOF"}
+    )
 
 
 class Context:
@@ -55,14 +64,45 @@ class Context:
             user_agent=self.request.headers.get("user-agent"),
         )
 
-    def bearer_token(self) -> str | None:
+    def access_token(self) -> tuple[str, str] | None:
+        """(scheme, token) from the Authorization header: `bearer` or `dpop`."""
         header = self.request.headers.get("authorization")
         if header is None:
             return None
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise unauthenticated("The Authorization header must be `Bearer <access token>`.")
-        return token.strip()
+        if scheme.lower() not in ("bearer", "dpop") or not token.strip():
+            raise unauthenticated(
+                "The Authorization header must be `Bearer <access token>` or `DPoP <access "
+                "token>` with a DPoP proof."
+            )
+        return scheme.lower(), token.strip()
+
+    def _proofs(self) -> list[str]:
+        return self.request.headers.getlist(DPOP_HEADER)
+
+    def key_proof(self, *, required: bool = False) -> ProofOfKey | None:
+        """The request's DPoP proof, checked but not yet spent (the use case spends it once
+        the credentials are proven); None without one, unless `required`;
+        INVALID_DPOP_PROOF for a proof that fails."""
+        proofs = self._proofs()
+        if not proofs and not required:
+            return None
+        dpop = self.container.dpop
+        try:
+            if not proofs:
+                raise InvalidProof("a DPoP proof is required")
+            proof = dpop.verify(proofs, method=self.request.method, url=dpop.graphql_url)
+        except InvalidProof as exc:
+            raise invalid_dpop_proof(str(exc)) from None
+        return dpop.binding(proof)
+
+    def issuing_client(self) -> ClientInfo:
+        """The client of a request that issues tokens, with its DPoP proof (the new session
+        is bound to its key); INVALID_DPOP_PROOF for a proof that fails."""
+        proof = self.key_proof(required=self.container.dpop.required)
+        if proof is None:
+            return self.client
+        return replace(self.client, dpop=proof)
 
     async def principal(self) -> Principal | None:
         """The caller, or None without a token; UNAUTHENTICATED for an unusable token."""
@@ -96,13 +136,31 @@ class Context:
         return principal
 
     async def _load_principal(self) -> Principal | None:
-        token = self.bearer_token()
-        if token is None:
+        given = self.access_token()
+        if given is None:
             return None
+        scheme, token = given
+        dpop, proof = self.container.dpop, None
         try:
-            principal = await self.container.auth.authenticate(token)
+            if scheme == "dpop":  # the proof must be by the token's key, for this request
+                proof = dpop.verify(
+                    self._proofs(),
+                    method=self.request.method,
+                    url=dpop.graphql_url,
+                    access_token=token,
+                )
+            principal = await self.container.auth.authenticate(
+                token, None if proof is None else proof.jkt
+            )
+            if proof is not None:  # recorded once the token is known good: no junk rows
+                await dpop.record(proof)
+        except InvalidProof as exc:
+            raise unauthenticated(f"The DPoP proof is not usable: {exc}.") from None
         except Unauthenticated:
-            raise unauthenticated("The access token is invalid, expired or revoked.") from None
+            raise unauthenticated(
+                "The access token is invalid, expired or revoked, or bound to a DPoP key this "
+                "request did not prove."
+            ) from None
         self.state["user_id"] = str(principal.user_id)
         loaders = self.loaders
         loaders.known_roles[principal.user_id] = principal.roles

@@ -141,8 +141,12 @@ class DomainErrors(FieldExtension):
             raise mfa_required(exc.message) from None
         except domain.PermissionDenied as exc:
             raise forbidden(exc.message) from None
+        except domain.PasskeysOff as exc:
+            raise GraphQLError(exc.message, extensions={"code": "PASSKEYS_OFF"}) from None
         except domain.SignedOut as exc:
             raise GraphQLError(exc.message, extensions={"code": "UNAUTHENTICATED"}) from None
+        except domain.ProofReplayed as exc:
+            raise GraphQLError(exc.message, extensions={"code": "INVALID_DPOP_PROOF"}) from None
         except domain.DomainError as exc:
             result = _TO_GRAPHQL[type(exc)](exc)
             if type(result) not in self.members:

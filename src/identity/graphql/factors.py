@@ -7,6 +7,7 @@ from datetime import datetime
 from enum import Enum
 
 import strawberry
+from strawberry.scalars import JSON
 
 from identity.db import models
 
@@ -56,3 +57,8 @@ class MfaRequired:
     )
     methods: list[MfaMethod]
     expires_in: int = strawberry.field(description="Seconds until the mfaToken expires.")
+    passkey_options: JSON | None = strawberry.field(
+        default=None,
+        description="WebAuthn request options naming the account's passkeys, for "
+        "`PublicKeyCredential.parseRequestOptionsFromJSON`, when PASSKEY is a method.",
+    )

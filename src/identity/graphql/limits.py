@@ -46,6 +46,9 @@ CREDENTIAL_MUTATIONS = frozenset(
         "regenerateRecoveryCodes",
         "removeFactor",
         "revertSecurityChange",
+        "startPasskeyRegistration",
+        "finishPasskeyRegistration",
+        "finishPasskeyLogin",
     }
 )
 

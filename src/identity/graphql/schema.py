@@ -31,6 +31,7 @@ from identity.graphql.mutations.auth import AuthMutations
 from identity.graphql.mutations.clients import ClientMutations
 from identity.graphql.mutations.external import ExternalMutations
 from identity.graphql.mutations.mfa import MfaMutations
+from identity.graphql.mutations.passkeys import PasskeyMutations
 from identity.graphql.mutations.recovery import RecoveryMutations
 from identity.graphql.mutations.roles import RoleMutations
 from identity.graphql.mutations.webhooks import WebhookMutations
@@ -43,6 +44,7 @@ log = logging.getLogger("identity.graphql")
 class Mutation(
     AuthMutations,
     MfaMutations,
+    PasskeyMutations,
     ExternalMutations,
     AccountMutations,
     RecoveryMutations,

@@ -60,6 +60,24 @@ class FactorRepository:
         )
         return bool(await rowcount(self.db, stmt))
 
+    async def by_credential(self, credential_id: bytes) -> Factor | None:
+        stmt = select(Factor).where(Factor.credential_id == credential_id)
+        return (await self.db.execute(stmt)).scalars().first()
+
+    async def record_assertion(
+        self, factor: Factor, sign_count: int, backup_state: bool, now: datetime
+    ) -> bool:
+        """Store a passkey's new counter; False if another sign-in moved it meanwhile.
+
+        A compare-and-set on the counter read before the assertion was verified.
+        """
+        stmt = (
+            update(Factor)
+            .where(Factor.id == factor.id, Factor.sign_count == factor.sign_count)
+            .values(sign_count=sign_count, backup_state=backup_state, last_used_at=now)
+        )
+        return bool(await rowcount(self.db, stmt))
+
     async def remove(self, factor_id: uuid.UUID) -> bool:
         return bool(await rowcount(self.db, delete(Factor).where(Factor.id == factor_id)))
 

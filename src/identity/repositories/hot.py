@@ -48,14 +48,19 @@ WITH s AS (
   WHERE id = $1 AND refresh_counter = $2 AND revoked_at IS NULL AND expires_at > $3
     AND ($4::timestamptz IS NULL OR last_used_at > $4)
     AND EXISTS (SELECT 1 FROM users WHERE users.id = sessions.user_id AND users.is_active)
-  RETURNING user_id, expires_at, aal, amr
+    AND (($6::boolean AND dpop_jkt IS NULL) OR dpop_jkt = $5::text)
+  RETURNING user_id, expires_at, aal, amr, dpop_jkt
 )
-SELECT s.expires_at AS session_ends, s.aal, s.amr, {_USER}, {_ROLE}
+SELECT s.expires_at AS session_ends, s.aal, s.amr, s.dpop_jkt, {_USER}, {_ROLE}
 FROM s
 JOIN users u ON u.id = s.user_id
 LEFT JOIN user_roles ur ON ur.user_id = u.id
 LEFT JOIN roles r ON r.id = ur.role_id
 """  # noqa: S608 - constant fragments; every value is a bound parameter
+
+
+# A DPoP proof seen for the first time (the replay record when no Redis keeps it).
+RECORD_PROOF = "INSERT INTO dpop_proofs (key, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 
 
 class PostgresHotPath:
@@ -126,11 +131,23 @@ class PostgresHotPath:
             },
         )
 
+    async def record_proof(self, key: str, expires_at: datetime) -> bool:
+        """Record a DPoP proof; False if it was recorded already (a replay)."""
+        status: str = await self.pool.execute(RECORD_PROOF, key, expires_at)
+        return status.endswith(" 1")
+
     async def rotate(
-        self, session_id: uuid.UUID, counter: int, now: datetime, idle_since: datetime | None
+        self,
+        session_id: uuid.UUID,
+        counter: int,
+        now: datetime,
+        idle_since: datetime | None,
+        jkt: str | None = None,
+        *,
+        unbound: bool = True,
     ) -> tuple[User, list[Role], Rotated] | None:
         """The rotated session's user, their roles and the session; None if not rotated."""
-        rows = await self.pool.fetch(ROTATE, session_id, counter, now, idle_since)
+        rows = await self.pool.fetch(ROTATE, session_id, counter, now, idle_since, jkt, unbound)
         if not rows:
             return None
         roles = [_role(row) for row in rows if row["role_id"] is not None]
@@ -140,6 +157,7 @@ class PostgresHotPath:
             ends=first["session_ends"],
             aal=first["aal"],
             amr=_json_list(first["amr"]),
+            jkt=first["dpop_jkt"],
         )
         return _user(first), sorted(roles, key=lambda r: r.name), rotated
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import ColumnElement, exists, false, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.db.models import Permission, Role, RolePermission, Session, SigningKey, User, UserRole
@@ -33,6 +33,7 @@ class Rotated:
     ends: datetime
     aal: int
     amr: list[str]
+    jkt: str | None = None  # the DPoP key the session is bound to
 
 
 class SessionRepository:
@@ -65,13 +66,25 @@ class SessionRepository:
         return result
 
     async def rotate(
-        self, session_id: uuid.UUID, counter: int, now: datetime, idle_since: datetime | None
+        self,
+        session_id: uuid.UUID,
+        counter: int,
+        now: datetime,
+        idle_since: datetime | None,
+        jkt: str | None = None,
+        *,
+        unbound: bool = True,
     ) -> Rotated | None:
         """Advance a live session's refresh counter from `counter`; None if it was not.
 
         The compare-and-set on the counter makes two concurrent refreshes with the same
-        token produce one successor: the second update matches no row.
+        token produce one successor: the second update matches no row. A session bound to a
+        DPoP key rotates only for a proof by that key (`jkt`); an unbound one only while
+        `unbound` sessions may (DPoP is not required).
         """
+        bound: ColumnElement[bool] = Session.dpop_jkt.is_(None) if unbound else false()
+        if jkt is not None:
+            bound = or_(bound, Session.dpop_jkt == jkt)
         stmt = (
             update(Session)
             .where(
@@ -79,9 +92,12 @@ class SessionRepository:
                 Session.refresh_counter == counter,
                 Session.revoked_at.is_(None),
                 Session.expires_at > now,
+                bound,
             )
             .values(refresh_counter=counter + 1, refreshed_at=now, last_used_at=now)
-            .returning(Session.user_id, Session.expires_at, Session.aal, Session.amr)
+            .returning(
+                Session.user_id, Session.expires_at, Session.aal, Session.amr, Session.dpop_jkt
+            )
         )
         if idle_since is not None:
             stmt = stmt.where(Session.last_used_at > idle_since)

@@ -82,6 +82,7 @@ class AccessClaims:
     jti: str
     exp: int
     iat: int
+    jkt: str | None = None  # cnf.jkt: the DPoP key the token is bound to (RFC 9449)
 
 
 def generate_key(algorithm: str, secret: ServerSecret) -> NewKey:
@@ -257,6 +258,7 @@ class KeyRing:
         aal: int = 1,
         amr: list[str] | None = None,
         app_metadata: dict[str, Any] | None = None,
+        jkt: str | None = None,
     ) -> str:
         key = self._own_signer(now)
         if key is None:
@@ -279,6 +281,8 @@ class KeyRing:
             # What admins set for other services to decide on (never the user's own metadata).
             "app_metadata": app_metadata or {},
         }
+        if jkt is not None:  # sender-constrained: usable only with a DPoP proof by this key
+            claims["cnf"] = {"jkt": jkt}
         # The JWS compact form, as PyJWT writes it, without its generic per-call work.
         header = {"alg": key.algorithm, "kid": key.kid, "typ": ACCESS_TOKEN_TYPE}
         signing_input = f"{_b64(orjson.dumps(header))}.{_b64(orjson.dumps(claims))}"
@@ -388,11 +392,22 @@ class KeyRing:
                 jti=str(payload["jti"]),
                 exp=int(payload["exp"]),
                 iat=int(payload["iat"]),
+                jkt=_bound_key(payload),
             )
         except InvalidAccessToken:
             raise
         except (ValueError, TypeError, KeyError, AttributeError, binascii.Error) as exc:
             raise InvalidAccessToken(f"malformed token: {type(exc).__name__}") from None
+
+
+def _bound_key(payload: dict[str, Any]) -> str | None:
+    cnf = payload.get("cnf")
+    if cnf is None:
+        return None
+    jkt = cnf["jkt"] if isinstance(cnf, dict) else None
+    if not isinstance(jkt, str):
+        raise ValueError("cnf without a jkt")
+    return jkt
 
 
 _VERIFIED_CACHE = 10_000

@@ -128,6 +128,12 @@ class OidcProviderSettings(BaseModel):
             raise ValueError(f"provider {self.id!r}: the discovery_url ends in {WELL_KNOWN}")
         if not secure_url(url):
             raise ValueError(f"provider {self.id!r}: the discovery_url must use https")
+        preset_used = self.preset_used
+        if preset_used and preset_used.issuer_template and self.email_trust == "always":
+            # Any tenant's admin could then claim any address as verified.
+            raise ValueError(
+                f'provider {self.id!r}: a multi-tenant provider cannot have email_trust "always"'
+            )
         return self
 
     @property

@@ -7,7 +7,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -18,7 +18,9 @@ from identity.repositories.hot import PostgresHotPath
 from identity.repositories.keys import KeyRepository
 from identity.repositories.sessions import Rotated, SessionRepository
 from identity.repositories.users import UserRepository
+from identity.security import webauthn
 from identity.security.jwt import InvalidAccessToken, UnknownKey
+from identity.security.webauthn import Credential, RelyingParty
 from identity.services import events
 from identity.services.challenges import MFA, Challenges, factor_lock
 from identity.services.errors import (
@@ -35,6 +37,7 @@ from identity.services.principal import (
     Assurance,
     ClientInfo,
     Principal,
+    ProofOfKey,
     granted_roles,
     grants,
 )
@@ -59,6 +62,7 @@ class AuthResult:
     session_id: uuid.UUID
     session_ends: datetime  # the refresh token's absolute end (a cookie's lifetime)
     assurance: Assurance = PASSWORD_ONLY
+    dpop_jkt: str | None = None  # the tokens are bound to this DPoP key (token type DPoP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,7 @@ class MfaPending:
     mfa_token: str
     methods: list[str]  # TOTP, RECOVERY_CODE, PASSKEY
     expires_in: int
+    passkey_options: dict[str, Any] | None = None  # WebAuthn request options, with PASSKEY
 
 
 class Unauthenticated(Exception):
@@ -82,8 +87,10 @@ class Auth:
         challenges: Challenges,
         reads: async_sessionmaker[AsyncSession],
         hot: PostgresHotPath | None = None,
+        rp: RelyingParty | None = None,
     ) -> None:
         self.rt = rt
+        self.rp = rp
         self.throttle = throttle
         self.challenges = challenges
         self.reads = reads
@@ -119,6 +126,7 @@ class Auth:
         counter: int,
         session_ends: datetime,
         assurance: Assurance,
+        dpop_jkt: str | None = None,
     ) -> AuthResult:
         # Other services read `roles`: a role that requires MFA is left out at aal 1.
         access = self.rt.keyring.sign(
@@ -129,6 +137,7 @@ class Auth:
             amr=list(assurance.amr),
             app_metadata=user.app_metadata or {},
             now=self.rt.clock.now(),
+            jkt=dpop_jkt,
         )
         return AuthResult(
             access_token=access,
@@ -139,6 +148,7 @@ class Auth:
             session_id=session_id,
             session_ends=session_ends,
             assurance=assurance,
+            dpop_jkt=dpop_jkt,
         )
 
     async def start_session(
@@ -168,7 +178,10 @@ class Auth:
             aal=assurance.aal,
             amr=list(assurance.amr),
             authenticated_at=now,
+            dpop_jkt=client.dpop_jkt,
         )
+        if client.dpop is not None:  # the credentials are proven: the proof is spent now
+            await client.dpop.spend(uow)
         # A new device, not the first sign-in ever (that is the account's own first device).
         if (
             self.rt.settings.notify_new_sign_in
@@ -201,7 +214,9 @@ class Auth:
         # As stored, without marking the row changed (the UPDATE above wrote it).
         set_committed_value(user, "last_login_at", now)
         roles = list(user.roles) if roles is None else roles
-        return self._issue(user, roles, session.id, 0, session.expires_at, assurance)
+        return self._issue(
+            user, roles, session.id, 0, session.expires_at, assurance, session.dpop_jkt
+        )
 
     # Use cases --------------------------------------------------------------------------
 
@@ -262,12 +277,29 @@ class Auth:
         """The first factor (`amr`) was right and MFA is on: an mfaToken instead of a session."""
         if upgraded is not None:
             await uow.users.upgrade_hash(user.id, upgraded)
-        issued = await self.challenges.issue(uow, MFA, user, data={"amr": list(amr)})
+        data: dict[str, Any] = {"amr": list(amr)}
+        passkey_options = None
+        if "passkey" in factor_kinds and self.rp is not None:
+            # Request options naming only this user's passkeys, answered through verifyMfa.
+            challenge = webauthn.new_challenge()
+            data["webauthn"] = webauthn.encode(challenge)
+            passkeys = await uow.factors.of_user(user.id, "passkey")
+            passkey_options = self.rp.request_options(
+                challenge=challenge, allow=[Credential.of(f) for f in passkeys]
+            )
+        else:
+            factor_kinds = [k for k in factor_kinds if k != "passkey"]
+        issued = await self.challenges.issue(uow, MFA, user, data=data)
         # Recovery codes come with MFA: while it is on there is a set, used up or not.
         methods = [k.upper() for k in ("totp", "passkey") if k in factor_kinds] + ["RECOVERY_CODE"]
         uow.audit.record("auth.mfa_challenged", subject=user.id, methods=methods)
         await uow.commit()
-        return MfaPending(mfa_token=issued.token, methods=methods, expires_in=issued.expires_in)
+        return MfaPending(
+            mfa_token=issued.token,
+            methods=methods,
+            expires_in=issued.expires_in,
+            passkey_options=passkey_options,
+        )
 
     async def _refuse(
         self, uow: UnitOfWork, user: User | None, email: str, reason: str, error: DomainError
@@ -280,22 +312,44 @@ class Auth:
         await uow.commit()
         raise error
 
-    async def refresh(self, uow: UnitOfWork, token: str | None) -> AuthResult:
+    async def refresh(
+        self, uow: UnitOfWork, token: str | None, dpop: ProofOfKey | None = None
+    ) -> AuthResult:
+        """New tokens for a refresh token; a session bound to a DPoP key needs a proof by it
+        (`dpop`: the request's proof, if it had one)."""
         session_id, counter = self._open_refresh_token(token)
+        dpop_jkt = None
+        if dpop is not None:  # a refresh token of this server's: spend the proof
+            await dpop.spend(uow)
+            dpop_jkt = dpop.jkt
         now = self.rt.clock.now()
         idle_since = self._idle_since(now)
+        # With DPoP required, a session from before (bound to no key) refreshes no more.
+        unbound = self.rt.settings.dpop != "required"
         if self.hot is not None:  # PostgreSQL: rotate and read the user in one statement
-            done = await self.hot.rotate(session_id, counter, now, idle_since)
+            done = await self.hot.rotate(
+                session_id, counter, now, idle_since, dpop_jkt, unbound=unbound
+            )
             if done is not None:
                 user, roles, session = done
                 return self._issue(
-                    user, roles, session_id, counter + 1, session.ends, _assurance(session)
+                    user,
+                    roles,
+                    session_id,
+                    counter + 1,
+                    session.ends,
+                    _assurance(session),
+                    session.jkt,
                 )
             rotated = None
         else:
-            rotated = await uow.sessions.rotate(session_id, counter, now, idle_since)
+            rotated = await uow.sessions.rotate(
+                session_id, counter, now, idle_since, dpop_jkt, unbound=unbound
+            )
         if rotated is None:
-            rotated = await self._successor_within_grace(uow, session_id, counter, now)
+            rotated = await self._successor_within_grace(
+                uow, session_id, counter, now, dpop_jkt, unbound=unbound
+            )
         counter += 1
         found = await uow.users.get(rotated.user_id)
         if found is None or not found.is_active:
@@ -303,15 +357,33 @@ class Auth:
             raise InvalidToken()
         roles = await uow.roles.of_user(found.id)
         await uow.commit()
-        return self._issue(found, roles, session_id, counter, rotated.ends, _assurance(rotated))
+        return self._issue(
+            found, roles, session_id, counter, rotated.ends, _assurance(rotated), rotated.jkt
+        )
 
     async def _successor_within_grace(
-        self, uow: UnitOfWork, session_id: uuid.UUID, counter: int, now: datetime
+        self,
+        uow: UnitOfWork,
+        session_id: uuid.UUID,
+        counter: int,
+        now: datetime,
+        dpop_jkt: str | None,
+        *,
+        unbound: bool,
     ) -> Rotated:
         """The token was not current: the grace rule, or reuse detection."""
         session = await uow.sessions.get(session_id)
         if session is None or not self._live(session, now) or counter >= session.refresh_counter:
-            # Unknown, ended, or current but not rotated (its user was deactivated).
+            # Unknown, ended, or current but not rotated (its user was deactivated, or the
+            # session is bound to a DPoP key the request did not prove).
+            if session is not None and not _proven(session, dpop_jkt, unbound):
+                log.info(
+                    "refresh of DPoP-bound session %s refused: no proof by its key", session.id
+                )
+            raise InvalidToken()
+        if not _proven(session, dpop_jkt, unbound):
+            # A stolen token without the key: refused, and the session is left alone (ending
+            # it would let the thief sign its owner out).
             raise InvalidToken()
         grace = timedelta(seconds=self.rt.settings.refresh_reuse_grace)
         if session.refresh_counter == counter + 1 and now - session.refreshed_at <= grace:
@@ -321,15 +393,24 @@ class Auth:
                 ends=session.expires_at,
                 aal=session.aal,
                 amr=list(session.amr),
+                jkt=session.dpop_jkt,
             )
         await self._reuse_detected(uow, session, now)
         raise InvalidToken()
 
-    async def logout(self, uow: UnitOfWork, token: str | None) -> None:
+    async def logout(
+        self, uow: UnitOfWork, token: str | None, dpop: ProofOfKey | None = None
+    ) -> None:
         session_id, counter = self._open_refresh_token(token)
+        dpop_jkt = None
+        if dpop is not None:
+            await dpop.spend(uow)
+            dpop_jkt = dpop.jkt
         now = self.rt.clock.now()
         session = await uow.sessions.get(session_id)
         if session is None or not self._live(session, now) or counter > session.refresh_counter:
+            raise InvalidToken()
+        if not _proven(session, dpop_jkt):  # a stolen refresh token cannot sign anyone out
             raise InvalidToken()
         grace = timedelta(seconds=self.rt.settings.refresh_reuse_grace)
         current = session.refresh_counter == counter
@@ -376,8 +457,12 @@ class Auth:
             and (idle_since is None or session.last_used_at > idle_since)
         )
 
-    async def authenticate(self, access_token: str) -> Principal:
-        """The principal behind an access token, checked against the database every time."""
+    async def authenticate(self, access_token: str, dpop_jkt: str | None = None) -> Principal:
+        """The principal behind an access token, checked against the database every time.
+
+        `dpop_jkt` is the key of the request's DPoP proof (for the `DPoP` scheme): a token
+        bound to a key (`cnf.jkt`) needs a proof by it, and a bearer token takes none.
+        """
         now = self.rt.clock.now()
         try:
             claims = self.rt.keyring.verify(access_token, now)
@@ -391,6 +476,8 @@ class Auth:
                 raise Unauthenticated() from None
         except InvalidAccessToken:
             raise Unauthenticated() from None
+        if claims.jkt != dpop_jkt:
+            raise Unauthenticated()
         if self.hot is not None:
             rows = await self.hot.principal(
                 session_id=claims.sid, user_id=claims.sub, kid=claims.kid, now=now
@@ -413,6 +500,14 @@ class Auth:
             assurance=Assurance(aal=rows.aal, amr=tuple(rows.amr)),
             authenticated_at=rows.authenticated_at,
         )
+
+
+def _proven(session: Session, dpop_jkt: str | None, unbound: bool = True) -> bool:
+    """The request proved the DPoP key the session is bound to, or it is bound to none (and
+    `unbound` sessions are allowed)."""
+    if session.dpop_jkt is None:
+        return unbound
+    return session.dpop_jkt == dpop_jkt
 
 
 def _assurance(session: Rotated) -> Assurance:

@@ -90,10 +90,25 @@ class MfaRequired(PermissionDenied):
     message = "This needs a second factor: sign in with one, or add one to your account."
 
 
+class ProofReplayed(DomainError):
+    """The request's DPoP proof was used before (GraphQL: INVALID_DPOP_PROOF)."""
+
+    message = "The DPoP proof is not usable: this proof was used already."
+
+
 class SignedOut(DomainError):
     """The caller's account went away during the request (GraphQL: UNAUTHENTICATED)."""
 
     message = "Your account no longer exists."
+
+
+class PasskeysOff(DomainError):
+    """Production without IDENTITY_WEBAUTHN_RP_ID: no relying party, no passkeys.
+
+    Not a result-union member: the GraphQL layer answers it with a PASSKEYS_OFF error.
+    """
+
+    message = "Passkeys are not enabled on this server."
 
 
 class RateLimited(DomainError):

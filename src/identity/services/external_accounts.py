@@ -28,7 +28,7 @@ from identity.db.models import NAME_MAX, Challenge, ExternalAccount, User
 from identity.security.oidc_providers import OidcProviderSettings
 from identity.services import events
 from identity.services.auth import Auth, AuthResult, MfaPending
-from identity.services.challenges import EXTERNAL_LINK, EXTERNAL_SIGN_IN, Challenges
+from identity.services.challenges import EXTERNAL_LINK, EXTERNAL_SIGN_IN, Challenges, factor_lock
 from identity.services.errors import (
     AccountDisabled,
     DomainError,
@@ -265,6 +265,8 @@ class ExternalAccounts:
         if self.rt.settings.require_verified_email and not user.is_verified:
             await self._refuse(uow, user, provider, "unverified", EmailNotVerified())
         roles = await uow.roles.of_user(user.id)
+        # Under the lock enrolment holds: MFA turned on meanwhile is seen here.
+        await uow.locks.hold(factor_lock(user.id))
         kinds = sorted({factor.kind for factor in await uow.factors.of_user(user.id)})
         uow.audit.record(
             "auth.external_login", actor=user.id, subject=user.id, provider=provider.id, new=new

@@ -174,6 +174,7 @@ class Factors:
             label=factor.label,
             kind=KIND_WORDS[factor.kind],
             turned_on=turned_on,
+            signs_in_alone=factor.kind == PASSKEY,
         )
         uow.audit.record(
             "mfa.factor_added",

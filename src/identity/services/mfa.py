@@ -8,12 +8,19 @@ against a per-account counter that only a right second factor clears.
 from __future__ import annotations
 
 import uuid
+from typing import Any
+
+from webauthn.helpers import base64url_to_bytes
+from webauthn.helpers.structs import AuthenticationCredential
 
 from identity.security import totp as otp
+from identity.security import webauthn
+from identity.security.webauthn import Credential, Refused
 from identity.services.auth import Auth, AuthResult
 from identity.services.challenges import MFA, Challenges
 from identity.services.errors import InvalidCredentials
 from identity.services.factors import TOTP, TOTP_SECRET, Factors, recovery_code, totp_code
+from identity.services.passkeys import PROVEN, passkey_assertion
 from identity.services.principal import OTP, Assurance, ClientInfo
 from identity.services.runtime import Runtime
 from identity.services.throttle import Throttle
@@ -21,6 +28,7 @@ from identity.services.uow import UnitOfWork
 from identity.services.validation import Checker
 
 WRONG_CODE = "The code is incorrect."
+WRONG_PASSKEY = "This passkey could not be verified for this account."
 _FEW_LEFT = 2
 
 
@@ -47,19 +55,28 @@ class SecondStep:
         *,
         totp_code_given: str | None = None,
         recovery_code_given: str | None = None,
+        passkey_given: object = None,
     ) -> AuthResult:
         check = Checker()
-        offered = (("totpCode", totp_code_given), ("recoveryCode", recovery_code_given))
+        offered = (
+            ("totpCode", totp_code_given),
+            ("recoveryCode", recovery_code_given),
+            ("passkey", passkey_given),
+        )
         given = [name for name, value in offered if value is not None]
         if len(given) != 1:
             for field in given or ["totpCode"]:
-                check.fail(field, "one_of", "Give exactly one of totpCode or recoveryCode.")
+                check.fail(
+                    field, "one_of", "Give exactly one of totpCode, recoveryCode or passkey."
+                )
             check.done()
-        code = (
-            totp_code(check, "totpCode", totp_code_given)
-            if totp_code_given is not None
-            else recovery_code(check, "recoveryCode", recovery_code_given)
-        )
+        code, assertion = "", None
+        if totp_code_given is not None:
+            code = totp_code(check, "totpCode", totp_code_given)
+        elif recovery_code_given is not None:
+            code = recovery_code(check, "recoveryCode", recovery_code_given)
+        else:
+            assertion = passkey_assertion(check, passkey_given)
         check.done()
 
         row, user = await self.challenges.open(uow, mfa_token, MFA)
@@ -67,7 +84,9 @@ class SecondStep:
         await self.throttle.before_second_factor(user.id)
         await self.challenges.attempt(uow, row)
         now = self.rt.clock.now()
-        if totp_code_given is not None:
+        if assertion is not None:
+            method, ok = "passkey", await self._passkey(uow, user.id, row.data, assertion)
+        elif totp_code_given is not None:
             method, ok = "totp", await self._totp(uow, user.id, code)
         else:
             method, ok = (
@@ -80,7 +99,7 @@ class SecondStep:
             await self.challenges.failed(uow, row)
             uow.audit.record("auth.mfa_failed", subject=user.id, method=method)
             await uow.commit()
-            raise InvalidCredentials(WRONG_CODE)
+            raise InvalidCredentials(WRONG_PASSKEY if method == "passkey" else WRONG_CODE)
         await self.challenges.spend(uow, row)
         if method == "recovery_code":
             left = await uow.recovery_codes.left(user.id)
@@ -93,8 +112,46 @@ class SecondStep:
             )
         await self.throttle.second_factor_succeeded(user.id)
         roles = await uow.roles.of_user(user.id)
-        assurance = Assurance.of([*row.data.get("amr", ["pwd"]), OTP])
+        proven = PROVEN if method == "passkey" else (OTP,)
+        assurance = Assurance.of([*row.data.get("amr", ["pwd"]), *proven])
         return await self.auth.start_session(uow, user, client, assurance=assurance, roles=roles)
+
+    async def _passkey(
+        self,
+        uow: UnitOfWork,
+        user_id: uuid.UUID,
+        data: dict[str, Any],
+        assertion: AuthenticationCredential,
+    ) -> bool:
+        """An assertion of one of the user's passkeys over the mfaToken's challenge."""
+        rp = self.auth.rp
+        factor = await uow.factors.by_credential(assertion.raw_id)
+        handle = webauthn.user_handle(assertion)
+        if (
+            rp is None
+            or "webauthn" not in data
+            or factor is None
+            or factor.user_id != user_id  # another user's passkey: no second factor of this one
+            or (handle is not None and handle != user_id.bytes)
+        ):
+            return False
+        try:
+            asserted = rp.verify_assertion(
+                assertion, base64url_to_bytes(data["webauthn"]), Credential.of(factor)
+            )
+        except Refused as exc:
+            if exc.reason == "counter_regressed":
+                uow.audit.record(
+                    "auth.passkey_counter_regressed",
+                    subject=user_id,
+                    factor_id=str(factor.id),
+                    method="passkey",
+                )
+            return False
+        now = self.rt.clock.now()
+        return await uow.factors.record_assertion(
+            factor, asserted.sign_count, asserted.backup_state, now
+        )
 
     async def _totp(self, uow: UnitOfWork, user_id: uuid.UUID, code: str) -> bool:
         """A code of one of the user's apps, at a time step not used before."""

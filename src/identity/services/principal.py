@@ -6,8 +6,12 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
 from identity.db.models import Permission, Role, User
+
+if TYPE_CHECKING:
+    from identity.services.uow import UnitOfWork
 
 PASSWORD = "pwd"
 OTP = "otp"
@@ -21,6 +25,22 @@ FEDERATED = "fed"
 class ClientInfo:
     ip_address: str | None = None
     user_agent: str | None = None
+    # The checked DPoP proof of a request that issues tokens: the session is bound to its key.
+    dpop: ProofOfKey | None = None
+
+    @property
+    def dpop_jkt(self) -> str | None:
+        return None if self.dpop is None else self.dpop.jkt
+
+
+class ProofOfKey(Protocol):
+    """A request's DPoP proof, checked but not yet spent: the use case spends it (records its
+    single use, ProofReplayed if it was used before) once the credentials are proven."""
+
+    @property
+    def jkt(self) -> str: ...
+
+    async def spend(self, uow: UnitOfWork) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

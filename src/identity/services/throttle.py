@@ -37,6 +37,10 @@ class Throttle:
         self.recovery_address = Rule.parse("recovery-address", settings.rate_limit_recovery_address)
         self.recovery_email = Rule.parse("recovery-email", settings.rate_limit_recovery_email)
         self.mfa_account = Rule.parse("mfa-account", settings.rate_limit_mfa_account)
+        self.passkey_address = Rule.parse("passkey-address", settings.rate_limit_passkey_address)
+        self.passkey_credential = Rule.parse(
+            "passkey-credential", settings.rate_limit_passkey_credential
+        )
 
     async def count(self, rule: Rule, key: str | None) -> None:
         """Count one attempt against `rule`; RateLimited when it is used up."""

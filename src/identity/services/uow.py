@@ -13,6 +13,7 @@ from identity.db.models import OutboxMessage
 from identity.repositories.audit import AuditRepository, new_event
 from identity.repositories.challenges import ChallengeRepository
 from identity.repositories.data_keys import DataKeyRepository
+from identity.repositories.dpop import DpopProofRepository
 from identity.repositories.external_accounts import ExternalAccountRepository
 from identity.repositories.factors import FactorRepository, RecoveryCodeRepository
 from identity.repositories.keys import KeyRepository
@@ -110,6 +111,10 @@ class UnitOfWork:
     @cached_property
     def keys(self) -> KeyRepository:
         return KeyRepository(self.db)
+
+    @cached_property
+    def dpop_proofs(self) -> DpopProofRepository:
+        return DpopProofRepository(self.db)
 
     @cached_property
     def locks(self) -> LockRepository:

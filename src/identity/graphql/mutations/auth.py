@@ -93,7 +93,7 @@ def auth_payload(context: Context, result: AuthResult) -> AuthPayload:
         refresh_token = None  # it travels only as the HttpOnly cookie
     return AuthPayload(
         access_token=result.access_token,
-        token_type="Bearer",
+        token_type="Bearer" if result.dpop_jkt is None else "DPoP",
         expires_in=result.expires_in,
         user=User.from_row(result.user),
         refresh_token=refresh_token,
@@ -105,6 +105,7 @@ def mfa_required(pending: MfaPending) -> MfaRequired:
         mfa_token=pending.mfa_token,
         methods=[MfaMethod(method) for method in pending.methods],
         expires_in=pending.expires_in,
+        passkey_options=pending.passkey_options,  # type: ignore[arg-type]  # JSON is Any at runtime
     )
 
 
@@ -128,10 +129,9 @@ class AuthMutations:
     )
     async def login(self, info: GraphQLInfo, input: LoginInput) -> LoginResult:
         context = info.context
+        client = context.issuing_client()
         async with context.unit_of_work() as uow:
-            result = await context.container.auth.login(
-                uow, input.email, input.password, context.client
-            )
+            result = await context.container.auth.login(uow, input.email, input.password, client)
         if isinstance(result, MfaPending):
             return mfa_required(result)
         return auth_payload(context, result)
@@ -143,9 +143,10 @@ class AuthMutations:
         context = info.context
         settings = context.container.settings
         token = refresh_token_from(context.request, settings, input.refresh_token)
+        proof = context.issuing_client().dpop
         try:
             async with context.unit_of_work() as uow:
-                result = await context.container.auth.refresh(uow, token)
+                result = await context.container.auth.refresh(uow, token, proof)
         except InvalidTokenError:
             if settings.refresh_cookie and input.refresh_token is None:
                 clear_refresh_cookie(context.response, settings)
@@ -159,6 +160,7 @@ class AuthMutations:
         token = refresh_token_from(context.request, settings, input.refresh_token)
         if settings.refresh_cookie:
             clear_refresh_cookie(context.response, settings)  # whatever the outcome
+        proof = context.key_proof()  # a DPoP-bound session ends only with its key
         async with context.unit_of_work() as uow:
-            await context.container.auth.logout(uow, token)
+            await context.container.auth.logout(uow, token, proof)
         return LogoutSuccess(message="Signed out.")

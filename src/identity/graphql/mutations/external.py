@@ -127,9 +127,10 @@ class ExternalMutations:
         self, info: GraphQLInfo, input: FinishExternalLoginInput
     ) -> FinishExternalLoginResult:
         context = info.context
+        client = context.issuing_client()
         async with context.unit_of_work() as uow:
             result = await context.container.external_accounts.finish(
-                uow, input.code, input.code_verifier, context.client
+                uow, input.code, input.code_verifier, client
             )
         if isinstance(result, MfaPending):
             return mfa_required(result)

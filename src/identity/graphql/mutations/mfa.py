@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import strawberry
+from strawberry.scalars import JSON
 
 from identity.graphql.context import GraphQLInfo
 from identity.graphql.errors import (
@@ -35,6 +36,11 @@ class VerifyMfaInput:
     )
     recovery_code: str | None = strawberry.field(
         default=None, description="An unused recovery code, with or without its dash."
+    )
+    passkey: JSON | None = strawberry.field(
+        default=None,
+        description="The JSON of `navigator.credentials.get()` with `passkeyOptions` "
+        "(`credential.toJSON()`).",
     )
 
 
@@ -151,17 +157,19 @@ RevertSecurityChangeResult = Annotated[
 class MfaMutations:
     @mutation(
         "Finish a sign-in that answered `MfaRequired`, with exactly one of an authenticator "
-        "app's code or an unused recovery code; starts a session at aal 2."
+        "app's code, an unused recovery code or a passkey; starts a session at aal 2."
     )
     async def verify_mfa(self, info: GraphQLInfo, input: VerifyMfaInput) -> VerifyMfaResult:
         context = info.context
+        client = context.issuing_client()
         async with context.unit_of_work() as uow:
             result = await context.container.second_step.verify(
                 uow,
                 input.mfa_token,
-                context.client,
+                client,
                 totp_code_given=input.totp_code,
                 recovery_code_given=input.recovery_code,
+                passkey_given=input.passkey,
             )
         return auth_payload(context, result)
 

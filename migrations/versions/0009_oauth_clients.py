@@ -75,7 +75,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_oauth_consents_client_id"), "oauth_consents", ["client_id"])
     with op.batch_alter_table("sessions") as batch:
         batch.add_column(sa.Column("oauth_client_id", sa.Uuid(), nullable=True))
-        batch.add_column(sa.Column("scope", sa.String(length=1024), nullable=True))
+        batch.add_column(sa.Column("scope", sa.Text(), nullable=True))
         batch.create_foreign_key(
             op.f("fk_sessions_oauth_client_id_oauth_clients"),
             "oauth_clients",

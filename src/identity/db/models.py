@@ -173,7 +173,7 @@ class Session(Base):
     oauth_client_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("oauth_clients.id", ondelete="CASCADE"), index=True
     )
-    scope: Mapped[str | None] = mapped_column(String(1024))
+    scope: Mapped[str | None] = mapped_column(Text)
     # DPoP (RFC 9449): the thumbprint of the key the session is bound to, if the client
     # offered one when it signed in; its tokens and refreshes then need proofs by that key.
     dpop_jkt: Mapped[str | None] = mapped_column(String(64))

@@ -94,15 +94,15 @@ class AuthorizeEndpoint:
         async with self.container.unit_of_work(peer(request)) as uow:
             try:
                 pending = await self.service.resume(uow, fields.get("request", ""))
-            except InvalidToken:
+                if step in ("password", "mfa"):
+                    return await self._sign_in(request, uow, pending, fields, csrf)
+                hosted = await self._hosted(request, uow)
+                if step != "consent" or hosted is None:
+                    return self._error(_EXPIRED, 400)
+                allow = fields.get("decision") == "allow"
+                outcome = await self.service.consented(uow, pending, hosted, allow)
+            except InvalidToken:  # expired, answered already, or kept for another page
                 return self._error(_EXPIRED, 400)
-            if step in ("password", "mfa"):
-                return await self._sign_in(request, uow, pending, fields, csrf)
-            hosted = await self._hosted(request, uow)
-            if step != "consent" or hosted is None:
-                return self._error(_EXPIRED, 400)
-            allow = fields.get("decision") == "allow"
-            outcome = await self.service.consented(uow, pending, hosted, allow)
             return self._answer(outcome, csrf, hosted, status=303)
 
     async def _sign_in(

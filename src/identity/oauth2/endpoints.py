@@ -160,13 +160,12 @@ def oauth2_routes(container: Container) -> list[Route]:
             if target is not None and (client is None or target not in client.redirect_uris):
                 body = pages.message("The app asked to return to an address it has not registered.")
                 return pages.page(settings.product_name, "Something went wrong", body, status=400)
+            sent = request.cookies.get(csrf_cookie(settings))
             confirmed = (
                 request.method == "POST"
                 and fields.get("confirm") == "yes"
-                and hmac.compare_digest(
-                    fields.get("csrf", "").encode(),
-                    (request.cookies.get(csrf_cookie(settings)) or "").encode(),
-                )
+                and bool(sent)  # an empty form value must not match a missing cookie
+                and hmac.compare_digest(fields.get("csrf", "").encode(), (sent or "").encode())
             )
             ours = hosted is not None and hint is not None and hint[1] == str(hosted.session.id)
             if hosted is not None and not (confirmed or ours):

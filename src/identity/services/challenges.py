@@ -145,6 +145,15 @@ def challenge_token(secret: ServerSecret, row: Challenge, user: User | None) -> 
     return secret.token(_MAC_PURPOSE, row.id.bytes, _binding(row.purpose, user))
 
 
+def was_issued(secret: ServerSecret, token: str, purpose: str, user: User) -> uuid.UUID | None:
+    """The id behind a challenge token this server made for `user` and `purpose` (its row
+    may be gone, used up or expired); None for any other string."""
+    parts = read_token(token or "", 16)
+    if parts is None or not secret.check(_MAC_PURPOSE, *parts, _binding(purpose, user)):
+        return None
+    return uuid.UUID(bytes=parts[0])
+
+
 def password_stamp(user: User) -> bytes:
     """What changes whenever the user's password does."""
     changed = user.password_changed_at

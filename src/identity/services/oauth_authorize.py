@@ -26,7 +26,8 @@ from identity.services.runtime import Runtime
 from identity.services.uow import UnitOfWork
 
 PROMPTS = frozenset({"none", "login", "consent"})
-CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url of a SHA-256 digest
+LOGIN_PAGE, CONSENT_PAGE = "login", "consent"  # the page a kept request is for
+CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}\Z")  # base64url of a SHA-256 digest
 _MAX_PARAM = 2048
 
 
@@ -148,7 +149,7 @@ class Authorize:
         if not prompts <= PROMPTS or ("none" in prompts and len(prompts) > 1):
             return "invalid_request", "prompt is none, or any of login and consent."
         max_age = _one(params, "max_age")
-        if max_age is not None and not (max_age.isdigit() and len(max_age) <= 9):
+        if max_age is not None and not re.fullmatch(r"[0-9]{1,9}", max_age):
             return "invalid_request", "max_age is a number of seconds."
         return None
 
@@ -163,17 +164,18 @@ class Authorize:
             if "none" in prompts:
                 return pending.error(self.issuer, "login_required", "The user must sign in.")
             return NeedsLogin(
-                request=await self._keep(uow, pending),
+                request=await self._keep(uow, pending, LOGIN_PAGE),
                 client=pending.client,
                 login_hint=data["login_hint"],
             )
         assert hosted is not None
-        if await self._needs_consent(uow, pending, hosted.user, fresh):
+        if await self._needs_consent(uow, pending, hosted.user):
             if "none" in prompts:
                 return pending.error(self.issuer, "consent_required", "The user must consent.")
-            return NeedsConsent(
-                request=await self._keep(uow, pending), client=pending.client, scopes=data["scope"]
-            )
+            # Kept for this page and this hosted session: the sign-in page's token cannot
+            # answer it (skipping prompt=login or max_age), nor another session.
+            request = await self._keep(uow, pending, CONSENT_PAGE, hosted.session.id)
+            return NeedsConsent(request=request, client=pending.client, scopes=data["scope"])
         return await self._code(uow, pending, hosted)
 
     def _needs_login(self, data: dict[str, Any], hosted: Hosted | None) -> bool:
@@ -187,20 +189,21 @@ class Authorize:
             return True
         return bool(data["aal2"]) and hosted.session.aal < 2
 
-    async def _needs_consent(
-        self, uow: UnitOfWork, pending: Pending, user: User, fresh: bool
-    ) -> bool:
+    async def _needs_consent(self, uow: UnitOfWork, pending: Pending, user: User) -> bool:
         if pending.client.is_first_party:
             return False
-        if "consent" in pending.data["prompt"] and not fresh:
+        if "consent" in pending.data["prompt"]:  # only the consent page's answer satisfies it
             return True
         consent = await uow.oauth_clients.consent(user.id, pending.client.id)
         return consent is None or not set(pending.data["scope"]) <= set(consent.scopes)
 
-    async def _keep(self, uow: UnitOfWork, pending: Pending) -> str:
+    async def _keep(
+        self, uow: UnitOfWork, pending: Pending, page: str, session: uuid.UUID | None = None
+    ) -> str:
         """Keep the request for the next page (a new token for each page)."""
         await self._done(uow, pending)
-        issued = await self.challenges.issue(uow, OAUTH_REQUEST, None, data=pending.data)
+        data = {**pending.data, "page": page, "page_session": str(session) if session else None}
+        issued = await self.challenges.issue(uow, OAUTH_REQUEST, None, data=data)
         await uow.commit()
         return issued.token
 
@@ -222,6 +225,9 @@ class Authorize:
         self, uow: UnitOfWork, pending: Pending, hosted: Hosted, allow: bool
     ) -> Outcome:
         """The consent page's answer."""
+        data = pending.data
+        if data.get("page") != CONSENT_PAGE or data.get("page_session") != str(hosted.session.id):
+            raise InvalidToken()  # a token kept for another page, or another session's
         if not allow:
             await self._done(uow, pending)
             uow.audit.record(
@@ -248,7 +254,8 @@ class Authorize:
     async def _done(self, uow: UnitOfWork, pending: Pending) -> None:
         """The request's challenge (if it was kept) is used up."""
         if pending.row_id is not None:
-            await uow.challenges.use(pending.row_id, self.rt.clock.now())
+            if not await uow.challenges.use(pending.row_id, self.rt.clock.now()):
+                raise InvalidToken()  # the same page sent twice: one answer only
             pending.row_id = None
 
     async def _code(self, uow: UnitOfWork, pending: Pending, hosted: Hosted) -> Redirect:

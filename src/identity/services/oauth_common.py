@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from identity.db.models import Session, User
@@ -54,16 +54,30 @@ async def hosted_session(rt: Runtime, uow: UnitOfWork, cookie: str | None) -> Ho
     if ids is None:
         return None
     session = await uow.sessions.get(uuid.UUID(bytes=ids))
-    if session is None or not live(session, rt.clock.now()) or session.oauth_client_id:
+    now = rt.clock.now()
+    if session is None or not live(rt, session, now) or session.oauth_client_id:
         return None
     user = await uow.users.get(session.user_id)
     if user is None or not user.is_active:
         return None
+    session.last_used_at = now  # in use: IDENTITY_REFRESH_IDLE_TIMEOUT counts from here
     return Hosted(session=session, user=user)
 
 
-def live(session: Session, now: datetime) -> bool:
-    return session.revoked_at is None and session.expires_at > now
+def idle_since(rt: Runtime, now: datetime) -> datetime | None:
+    """Sessions unused since then have ended (IDENTITY_REFRESH_IDLE_TIMEOUT), or None."""
+    idle = rt.settings.refresh_idle_timeout
+    return now - timedelta(seconds=idle) if idle else None
+
+
+def live(rt: Runtime, session: Session, now: datetime) -> bool:
+    """Not revoked, not past its end, not idle too long: the rules of identity's sessions."""
+    since = idle_since(rt, now)
+    return (
+        session.revoked_at is None
+        and session.expires_at > now
+        and (since is None or session.last_used_at > since)
+    )
 
 
 def allowed_scopes(client: OAuthClient) -> set[str]:

@@ -21,7 +21,7 @@ from identity.db.oauth_models import OAuthClient
 from identity.security.derive import read_token
 from identity.security.jwt import InvalidAccessToken
 from identity.services import events
-from identity.services.challenges import OAUTH_CODE, Challenges
+from identity.services.challenges import OAUTH_CODE, Challenges, was_issued
 from identity.services.errors import InvalidToken
 from identity.services.oauth_authorize import CHALLENGE
 from identity.services.oauth_clients import STANDARD_SCOPES, OAuthClients
@@ -31,6 +31,7 @@ from identity.services.oauth_common import (
     ID_TOKEN_TYPE,
     ClientCredentials,
     OAuthError,
+    idle_since,
     live,
     parse_scope,
     user_claims,
@@ -103,6 +104,11 @@ class Tokens:
             await self._replayed(uow, client, code)
             raise OAuthError("invalid_grant", "The code is invalid, used or expired.") from None
         data = row.data
+        # The sign-in that authorized the code must still stand: a code issued just before
+        # "sign out everywhere" (or a sign-out) starts no grant.
+        authorized_by = await uow.sessions.get(uuid.UUID(data["session"]))
+        if authorized_by is None or not live(self.rt, authorized_by, self.rt.clock.now()):
+            raise OAuthError("invalid_grant", "The code is invalid, used or expired.")
         digest = hashlib.sha256(verifier.encode("ascii")).digest()
         expected = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
         if (
@@ -160,6 +166,11 @@ class Tokens:
         grant = await uow.oauth_clients.grant(uuid.UUID(bytes=parts[0])) if parts else None
         if grant is None or grant.oauth_client_id != client.id or grant.revoked_at is not None:
             return
+        # Only a code this server made for the grant's user: grant ids are no secret (an
+        # access token's `sid`), and a made-up code must not end anyone's grant.
+        user = await uow.users.get(grant.user_id)
+        if user is None or was_issued(self.rt.secret, code, OAUTH_CODE, user) != grant.id:
+            return
         await uow.sessions.revoke(grant.id, self.rt.clock.now(), "code_reuse")
         events.sessions_ended(uow.events, grant.user_id, [grant.id], "code_reuse")
         uow.audit.record(
@@ -182,13 +193,13 @@ class Tokens:
         grant_id, counter = uuid.UUID(bytes=ids[:16]), int.from_bytes(ids[16:], "big")
         grant = await uow.oauth_clients.grant(grant_id)
         now = self.rt.clock.now()
-        if grant is None or grant.oauth_client_id != client.id or not live(grant, now):
+        if grant is None or grant.oauth_client_id != client.id or not live(self.rt, grant, now):
             raise OAuthError("invalid_grant", "The refresh token is invalid or was revoked.")
         scopes = parse_scope(grant.scope)
         asked = parse_scope(form.get("scope")) or scopes
         if not set(asked) <= set(scopes):
             raise OAuthError("invalid_scope", "A refresh cannot widen the grant's scope.")
-        rotated = await uow.sessions.rotate(grant_id, counter, now, None)
+        rotated = await uow.sessions.rotate(grant_id, counter, now, idle_since(self.rt, now))
         if rotated is None:
             grace = timedelta(seconds=self.rt.settings.refresh_reuse_grace)
             if not (grant.refresh_counter == counter + 1 and now - grant.refreshed_at <= grace):
@@ -294,7 +305,7 @@ class Tokens:
         if "sid" not in claims:
             return claims, None  # client_credentials: no user, nothing to end
         grant = await uow.oauth_clients.grant(uuid.UUID(str(claims["sid"])))
-        if grant is None or not live(grant, self.rt.clock.now()):
+        if grant is None or not live(self.rt, grant, self.rt.clock.now()):
             raise InvalidAccessToken("grant ended")
         user = await uow.users.get(grant.user_id)
         if user is None or not user.is_active or str(user.id) != claims["sub"]:
@@ -342,7 +353,7 @@ class Tokens:
             if (
                 grant is None
                 or grant.oauth_client_id != client.id
-                or not live(grant, now)
+                or not live(self.rt, grant, now)
                 or counter != grant.refresh_counter
             ):
                 return {"active": False}

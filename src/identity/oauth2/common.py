@@ -75,7 +75,8 @@ def error_response(exc: OAuthError) -> Response:
     if exc.status == 401 and exc.error == "invalid_client":
         headers["WWW-Authenticate"] = 'Basic realm="identity"'
     elif exc.status in (401, 403):
-        headers["WWW-Authenticate"] = f'Bearer error="{exc.error}"'
+        scheme = "DPoP" if exc.error == "invalid_dpop_proof" else "Bearer"
+        headers["WWW-Authenticate"] = f'{scheme} error="{exc.error}"'
     body = {"error": exc.error, "error_description": exc.description}
     return JSONResponse(body, exc.status, headers)
 

@@ -27,6 +27,8 @@ from identity.oauth2.common import (
     set_cookie,
     single,
 )
+from identity.security.dpop import ALGORITHMS as DPOP_ALGORITHMS
+from identity.security.dpop import InvalidProof, Proof
 from identity.services import events
 from identity.services.oauth_clients import STANDARD_SCOPES
 from identity.services.oauth_common import OAuthError, hosted_session
@@ -80,6 +82,7 @@ def discovery(container: Container) -> dict[str, Any]:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,
+        "dpop_signing_alg_values_supported": sorted(DPOP_ALGORITHMS),
     }
 
 
@@ -92,22 +95,52 @@ def oauth2_routes(container: Container) -> list[Route]:
     async def configuration(_: Request) -> Response:
         return JSONResponse(document, headers={"Cache-Control": "public, max-age=3600"})
 
+    def checked_proof(request: Request, access_token: str | None = None) -> Proof | None:
+        """The request's DPoP proof for this endpoint, checked; None without one."""
+        proofs = request.headers.getlist("DPoP")
+        if not proofs:
+            return None
+        url = f"{settings.public_url.rstrip('/')}{request.url.path}"
+        try:
+            return container.dpop.verify(
+                proofs, method=request.method, url=url, access_token=access_token
+            )
+        except InvalidProof as exc:
+            status = 400 if access_token is None else 401
+            raise OAuthError(
+                "invalid_dpop_proof", f"The DPoP proof is not usable: {exc}.", status
+            ) from None
+
     async def token(request: Request) -> Response:
         try:
             form = single(await form_of(request))
+            proof = checked_proof(request)
+            binding = None if proof is None else container.dpop.binding(proof)
             async with container.unit_of_work(peer(request)) as uow:
                 client = await tokens.client(uow, credentials(request, form))
-                return json(await tokens.grant(uow, client, form, peer(request)))
+                return json(await tokens.grant(uow, client, form, peer(request), binding))
         except OAuthError as exc:
             return error_response(exc)
 
     async def userinfo(request: Request) -> Response:
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         try:
-            if scheme.lower() != "bearer" or not value.strip():
-                raise OAuthError("invalid_token", "Send the access token as a Bearer token.", 401)
+            if scheme.lower() not in ("bearer", "dpop") or not value.strip():
+                raise OAuthError(
+                    "invalid_token", "Send the access token as a Bearer or DPoP token.", 401
+                )
+            token = value.strip()
+            proof = checked_proof(request, token) if scheme.lower() == "dpop" else None
+            if scheme.lower() == "dpop" and proof is None:
+                raise OAuthError("invalid_dpop_proof", "A DPoP proof is required.", 401)
             async with container.reading() as uow:
-                return json(await tokens.userinfo(uow, value.strip()))
+                answer = await tokens.userinfo(uow, token, None if proof is None else proof.jkt)
+            if proof is not None:  # recorded once the token is known good
+                try:
+                    await container.dpop.record(proof)
+                except InvalidProof as exc:
+                    raise OAuthError("invalid_dpop_proof", f"{exc}.", 401) from None
+            return json(answer)
         except OAuthError as exc:
             return error_response(exc)
 

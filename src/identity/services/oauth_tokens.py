@@ -1,5 +1,5 @@
-"""The token side of the OpenID Provider: client authentication, the grants, ID tokens,
-userinfo, revocation (RFC 7009) and introspection (RFC 7662).
+"""The token side of the OpenID Provider: client authentication, the grants and ID tokens
+(userinfo, revocation and introspection are in oauth_access).
 
 A grant is a session row that belongs to a client: its refresh token is derived from
 (id, counter) under a purpose of its own, so identity's `refreshToken` never takes it and
@@ -19,10 +19,10 @@ from typing import Any
 from identity.db.models import Session, User
 from identity.db.oauth_models import OAuthClient
 from identity.security.derive import read_token
-from identity.security.jwt import InvalidAccessToken
 from identity.services import events
 from identity.services.challenges import OAUTH_CODE, Challenges, was_issued
-from identity.services.errors import InvalidToken
+from identity.services.errors import InvalidToken, ProofReplayed
+from identity.services.oauth_access import TokenUse
 from identity.services.oauth_authorize import CHALLENGE
 from identity.services.oauth_clients import STANDARD_SCOPES, OAuthClients
 from identity.services.oauth_common import (
@@ -36,7 +36,7 @@ from identity.services.oauth_common import (
     parse_scope,
     user_claims,
 )
-from identity.services.principal import ClientInfo
+from identity.services.principal import ClientInfo, ProofOfKey
 from identity.services.runtime import Runtime
 from identity.services.uow import UnitOfWork
 
@@ -44,7 +44,9 @@ _GRANT_IDS = 16 + 8
 _VERIFIER_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
-class Tokens:
+class Tokens(TokenUse):
+    """The token endpoint's grants, and (from TokenUse) what the other endpoints do."""
+
     def __init__(self, rt: Runtime, challenges: Challenges, clients: OAuthClients) -> None:
         self.rt = rt
         self.challenges = challenges
@@ -74,15 +76,30 @@ class Tokens:
     # The token endpoint -----------------------------------------------------------------
 
     async def grant(
-        self, uow: UnitOfWork, client: OAuthClient, form: dict[str, str], peer: ClientInfo
+        self,
+        uow: UnitOfWork,
+        client: OAuthClient,
+        form: dict[str, str],
+        peer: ClientInfo,
+        proof: ProofOfKey | None = None,
     ) -> dict[str, Any]:
+        """`proof`: the request's DPoP proof, checked (RFC 9449 §5): the tokens are bound to
+        its key, and a grant bound to a key refreshes only with a proof by it."""
+        if proof is None and self.rt.settings.dpop == "required" and not client.is_confidential:
+            raise OAuthError("invalid_dpop_proof", "A DPoP proof is required.")
+        if proof is not None:
+            try:
+                await proof.spend(uow)
+            except ProofReplayed:
+                raise OAuthError("invalid_dpop_proof", "This proof was used already.") from None
+        jkt = None if proof is None else proof.jkt
         grant_type = form.get("grant_type")
         if grant_type == "authorization_code":
-            return await self._authorization_code(uow, client, form, peer)
+            return await self._authorization_code(uow, client, form, peer, jkt)
         if grant_type == "refresh_token":
-            return await self._refresh(uow, client, form)
+            return await self._refresh(uow, client, form, jkt)
         if grant_type == "client_credentials":
-            return await self._client_credentials(uow, client, form)
+            return await self._client_credentials(uow, client, form, jkt)
         if grant_type is None:
             raise OAuthError("invalid_request", "grant_type is required.")
         raise OAuthError(
@@ -91,7 +108,12 @@ class Tokens:
         )
 
     async def _authorization_code(
-        self, uow: UnitOfWork, client: OAuthClient, form: dict[str, str], peer: ClientInfo
+        self,
+        uow: UnitOfWork,
+        client: OAuthClient,
+        form: dict[str, str],
+        peer: ClientInfo,
+        jkt: str | None,
     ) -> dict[str, Any]:
         code, verifier = form.get("code"), form.get("code_verifier")
         if not code or not form.get("redirect_uri"):
@@ -142,6 +164,7 @@ class Tokens:
             aal=data["aal"],
             amr=data["amr"],
             authenticated_at=datetime.fromtimestamp(data["auth_time"], UTC),
+            dpop_jkt=jkt,
         )
         uow.sessions.add(grant)
         uow.events.add(events.SESSION_CREATED, events.session_data(grant))  # a session too
@@ -154,7 +177,9 @@ class Tokens:
             scopes=scopes,
         )
         await uow.commit()
-        answer = self._tokens(client, user.id, grant, scopes, counter=0 if offline else None)
+        answer = self._tokens(
+            client, user.id, grant, scopes, counter=0 if offline else None, jkt=jkt
+        )
         if "openid" in scopes:
             answer["id_token"] = self.id_token(client, user, grant, data)
         return answer
@@ -182,7 +207,7 @@ class Tokens:
         await uow.commit()
 
     async def _refresh(
-        self, uow: UnitOfWork, client: OAuthClient, form: dict[str, str]
+        self, uow: UnitOfWork, client: OAuthClient, form: dict[str, str], jkt: str | None
     ) -> dict[str, Any]:
         token = form.get("refresh_token")
         if not token:
@@ -199,7 +224,11 @@ class Tokens:
         asked = parse_scope(form.get("scope")) or scopes
         if not set(asked) <= set(scopes):
             raise OAuthError("invalid_scope", "A refresh cannot widen the grant's scope.")
-        rotated = await uow.sessions.rotate(grant_id, counter, now, idle_since(self.rt, now))
+        if grant.dpop_jkt is not None and grant.dpop_jkt != jkt:
+            # A stolen refresh token without the key: refused, the grant left alone.
+            raise OAuthError("invalid_dpop_proof", "Send a DPoP proof by the grant's key.")
+        idle = idle_since(self.rt, now)
+        rotated = await uow.sessions.rotate(grant_id, counter, now, idle, grant.dpop_jkt)
         if rotated is None:
             grace = timedelta(seconds=self.rt.settings.refresh_reuse_grace)
             if not (grant.refresh_counter == counter + 1 and now - grant.refreshed_at <= grace):
@@ -218,10 +247,10 @@ class Tokens:
             await uow.rollback()
             raise OAuthError("invalid_grant", "The refresh token is invalid or was revoked.")
         await uow.commit()
-        return self._tokens(client, user.id, grant, asked, counter=counter + 1)
+        return self._tokens(client, user.id, grant, asked, counter=counter + 1, jkt=grant.dpop_jkt)
 
     async def _client_credentials(
-        self, uow: UnitOfWork, client: OAuthClient, form: dict[str, str]
+        self, uow: UnitOfWork, client: OAuthClient, form: dict[str, str], jkt: str | None
     ) -> dict[str, Any]:
         if not client.is_confidential:
             raise OAuthError("unauthorized_client", "Only confidential clients may use this grant.")
@@ -230,7 +259,7 @@ class Tokens:
         if not set(asked) <= set(own):
             raise OAuthError("invalid_scope", "Ask only for scopes the client is allowed.")
         await uow.release()  # nothing written; the client row stays loaded
-        return self._tokens(client, None, None, asked, counter=None)
+        return self._tokens(client, None, None, asked, counter=None, jkt=jkt)
 
     def _tokens(
         self,
@@ -240,6 +269,7 @@ class Tokens:
         scopes: list[str],
         *,
         counter: int | None,
+        jkt: str | None = None,
     ) -> dict[str, Any]:
         now = self.rt.clock.now()
         iat = int(now.timestamp())
@@ -256,10 +286,12 @@ class Tokens:
         }
         if grant is not None:
             claims["sid"] = str(grant.id)
+        if jkt is not None:  # sender-constrained (RFC 9449): useless without the key
+            claims["cnf"] = {"jkt": jkt}
         access = self.rt.keyring.sign_claims(claims, typ=ACCESS_TOKEN_TYPE, now=now)
         answer: dict[str, Any] = {
             "access_token": access,
-            "token_type": "Bearer",
+            "token_type": "Bearer" if jkt is None else "DPoP",
             "expires_in": ttl,
             "scope": " ".join(scopes),
         }
@@ -293,114 +325,3 @@ class Tokens:
             claims["nonce"] = code["nonce"]
         claims.update(user_claims(user, parse_scope(grant.scope)))
         return self.rt.keyring.sign_claims(claims, typ=ID_TOKEN_TYPE, now=now)
-
-    # Using tokens -----------------------------------------------------------------------
-
-    async def access(self, uow: UnitOfWork, token: str) -> tuple[dict[str, Any], User | None]:
-        """A live client access token's claims and user; InvalidAccessToken otherwise."""
-        now = self.rt.clock.now()
-        claims = self.rt.keyring.decode(token, now, typ=ACCESS_TOKEN_TYPE)
-        if "client_id" not in claims or claims.get("aud") != claims["client_id"]:
-            raise InvalidAccessToken("not a client's token")
-        if "sid" not in claims:
-            return claims, None  # client_credentials: no user, nothing to end
-        grant = await uow.oauth_clients.grant(uuid.UUID(str(claims["sid"])))
-        if grant is None or not live(self.rt, grant, self.rt.clock.now()):
-            raise InvalidAccessToken("grant ended")
-        user = await uow.users.get(grant.user_id)
-        if user is None or not user.is_active or str(user.id) != claims["sub"]:
-            raise InvalidAccessToken("user gone")
-        return claims, user
-
-    async def userinfo(self, uow: UnitOfWork, token: str) -> dict[str, Any]:
-        try:
-            claims, user = await self.access(uow, token)
-        except (InvalidAccessToken, ValueError):
-            raise OAuthError(
-                "invalid_token", "The access token is invalid or expired.", 401
-            ) from None
-        scopes = parse_scope(claims.get("scope"))
-        if user is None or "openid" not in scopes:
-            raise OAuthError("insufficient_scope", "The token lacks the openid scope.", 403)
-        return {"sub": str(user.id), **user_claims(user, scopes)}
-
-    async def revoke(self, uow: UnitOfWork, client: OAuthClient, token: str) -> None:
-        """RFC 7009: end the grant behind a refresh or access token of this client; any
-        other token is ignored (the answer is the same)."""
-        grant_id = self._grant_of(token) or await self._grant_of_access(uow, token, client)
-        if grant_id is None:
-            return
-        grant = await uow.oauth_clients.grant(grant_id)
-        if grant is None or grant.oauth_client_id != client.id:
-            return
-        if await uow.sessions.revoke(grant.id, self.rt.clock.now(), "revoked"):
-            events.sessions_ended(uow.events, grant.user_id, [grant.id], "revoked")
-            uow.audit.record(
-                "oauth.token_revoked",
-                subject=grant.user_id,
-                client_id=client.client_id,
-                grant_id=str(grant.id),
-            )
-        await uow.commit()
-
-    async def introspect(self, uow: UnitOfWork, client: OAuthClient, token: str) -> dict[str, Any]:
-        """RFC 7662, for the client's own tokens; anything else is inactive."""
-        now = self.rt.clock.now()
-        ids = self.rt.secret.open_token(GRANT_REFRESH_PURPOSE, token, _GRANT_IDS)
-        if ids is not None:
-            grant = await uow.oauth_clients.grant(uuid.UUID(bytes=ids[:16]))
-            counter = int.from_bytes(ids[16:], "big")
-            if (
-                grant is None
-                or grant.oauth_client_id != client.id
-                or not live(self.rt, grant, now)
-                or counter != grant.refresh_counter
-            ):
-                return {"active": False}
-            return {
-                "active": True,
-                "token_type": "refresh_token",
-                "client_id": client.client_id,
-                "sub": str(grant.user_id),
-                "scope": grant.scope or "",
-                "exp": int(grant.expires_at.timestamp()),
-                "iss": self.rt.settings.issuer,
-            }
-        try:
-            claims, _ = await self.access(uow, token)
-        except (InvalidAccessToken, ValueError):
-            return {"active": False}
-        if claims["client_id"] != client.client_id:
-            return {"active": False}
-        keep = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti")
-        return {"active": True, "token_type": "Bearer", **{k: claims[k] for k in keep}}
-
-    def _grant_of(self, token: str) -> uuid.UUID | None:
-        ids = self.rt.secret.open_token(GRANT_REFRESH_PURPOSE, token, _GRANT_IDS)
-        return uuid.UUID(bytes=ids[:16]) if ids is not None else None
-
-    async def _grant_of_access(
-        self, uow: UnitOfWork, token: str, client: OAuthClient
-    ) -> uuid.UUID | None:
-        try:
-            claims, _ = await self.access(uow, token)
-        except (InvalidAccessToken, ValueError):
-            return None
-        if claims["client_id"] != client.client_id or "sid" not in claims:
-            return None
-        return uuid.UUID(str(claims["sid"]))
-
-    def logout_hint(self, token: str) -> tuple[str, str | None] | None:
-        """The (client id, hosted session id) of an ID token this provider signed (expired
-        ones too: a logout often comes long after sign-in); None if it is not one."""
-        try:
-            claims = self.rt.keyring.decode(
-                token, self.rt.clock.now(), typ=ID_TOKEN_TYPE, check_expiry=False
-            )
-        except InvalidAccessToken:
-            return None
-        aud = claims.get("aud")
-        if not isinstance(aud, str):
-            return None
-        sid = claims.get("sid")
-        return aud, sid if isinstance(sid, str) else None

@@ -11,6 +11,7 @@ import jwt
 import pytest
 
 from identity.app import create_app
+from identity.config import Settings
 from identity.container import Container
 from tests.conftest import GraphQLClient, make_settings, row_counts, signed_up
 
@@ -269,3 +270,18 @@ async def test_the_media_type_is_compared_whole_and_in_any_case(
         "/graphql", content=b'{"query": "{ __typename }"}', headers={"Content-Type": content_type}
     )
     assert response.status_code == status
+
+
+def test_a_misspelt_setting_is_named_when_the_app_starts(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("IDENTITY_WEBHOOKS_ALLOW_PRIVATE", "true")  # the setting is WEBHOOK_
+    monkeypatch.setenv("IDENTITY_TEST_ANYTHING", "1")  # the test suite's own
+    monkeypatch.setenv("IDENTITY_PUBLIC_URL", "http://id.example")  # a real setting
+    caplog.set_level(logging.WARNING, logger="identity")
+    create_app(settings)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "IDENTITY_WEBHOOKS_ALLOW_PRIVATE is not a setting of identity and is ignored; "
+        "did you mean IDENTITY_WEBHOOK_ALLOW_PRIVATE?"
+    ]

@@ -7,6 +7,7 @@ import contextlib
 import gc
 import hmac
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,7 +21,7 @@ from starlette.types import ASGIApp
 
 from identity import metrics
 from identity.clock import Clock
-from identity.config import Settings, load_settings
+from identity.config import Settings, load_settings, unknown_variables
 from identity.container import Container
 from identity.db import migrate
 from identity.external.routes import external_login_routes
@@ -39,6 +40,8 @@ SHUTDOWN_GRACE = 10.0
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Starlette:
     settings = settings or load_settings()
+    for line in unknown_variables(os.environ):
+        log.warning(line)
     container = Container.create(settings, clock=clock)
     graphql = GraphQLEndpoint(build_schema(settings), container)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import secrets
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -575,6 +577,20 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from None
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One line for each IDENTITY_* variable that names no setting: a misspelt name would
+    otherwise be ignored without a word (IDENTITY_TEST_* belongs to the test suite)."""
+    known = {f"IDENTITY_{name.upper()}" for name in Settings.model_fields}
+    lines = []
+    for name in sorted(environ):
+        if not name.startswith("IDENTITY_") or name in known or name.startswith("IDENTITY_TEST_"):
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        lines.append(f"{name} is not a setting of identity and is ignored{hint}")
+    return lines
 
 
 def describe_validation_error(exc: ValidationError) -> str:

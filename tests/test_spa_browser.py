@@ -227,9 +227,9 @@ class Watch:
         try:
             return sent, await response.text()
         except Error as exc:
-            # An answer that arrived as its page reloaded (the passkey autofill's start, a
-            # restore) is gone with the page: there is no body left to check.
-            if "navigated away" not in str(exc):
+            # An answer that arrived as its page reloaded or closed (the passkey autofill's
+            # start, a restore) is gone with the page: there is no body left to check.
+            if "navigated away" not in str(exc) and "has been closed" not in str(exc):
                 raise
             return sent, ""
 

@@ -106,7 +106,12 @@ async def sign_in_and_consent(
 
 
 async def exchange(
-    http: httpx.AsyncClient, client_id: str, secret: str | None, code: str, verifier: str
+    http: httpx.AsyncClient,
+    client_id: str,
+    secret: str | None,
+    code: str,
+    verifier: str,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     data = {
         "grant_type": "authorization_code",
@@ -115,5 +120,7 @@ async def exchange(
         "code_verifier": verifier,
     }
     if secret is None:
-        return await http.post("/oauth2/token", data={**data, "client_id": client_id})
-    return await http.post("/oauth2/token", data=data, auth=(client_id, secret))
+        return await http.post(
+            "/oauth2/token", data={**data, "client_id": client_id}, headers=headers
+        )
+    return await http.post("/oauth2/token", data=data, auth=(client_id, secret), headers=headers)

@@ -16,7 +16,6 @@ from identity.container import Container
 from tests.admin_helpers import make_admin
 from tests.conftest import PASSWORD, GraphQLClient, row_counts, signed_up
 from tests.oauth_helpers import (
-    REDIRECT,
     authorize,
     code_of,
     create_client,
@@ -57,16 +56,7 @@ async def test_a_made_up_code_naming_a_grant_does_not_end_it(
     grant_id = uuid.UUID(claims(body["access_token"])["sid"])
     forged = base64.urlsafe_b64encode(grant_id.bytes + b"\0" * 32).rstrip(b"=").decode()
     before = await row_counts(container)
-    answer = await client.post(
-        "/oauth2/token",
-        data={
-            "grant_type": "authorization_code",
-            "client_id": app["clientId"],
-            "code": forged,
-            "redirect_uri": REDIRECT,
-            "code_verifier": "a" * 43,
-        },
-    )
+    answer = await exchange(client, app["clientId"], None, forged, "a" * 43)
     assert (answer.status_code, answer.json()["error"]) == (400, "invalid_grant")
     assert await row_counts(container) == before  # no revocation, no audit entry
     assert (await refresh(client, body["refresh_token"], app["clientId"])).status_code == 200

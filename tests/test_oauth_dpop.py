@@ -14,7 +14,7 @@ from identity.container import Container
 from tests.admin_helpers import make_admin
 from tests.conftest import GraphQLClient, row_counts, signed_up
 from tests.dpop_helpers import Holder
-from tests.oauth_helpers import REDIRECT, create_client, pkce, sign_in_and_consent
+from tests.oauth_helpers import create_client, exchange, pkce, sign_in_and_consent
 
 TOKEN_URL = "http://testserver/oauth2/token"
 USERINFO_URL = "http://testserver/oauth2/userinfo"
@@ -34,16 +34,8 @@ async def bound_grant(
     await signed_up(gql)
     verifier, challenge = pkce()
     code = await sign_in_and_consent(client, app["clientId"], challenge)
-    data = {
-        "grant_type": "authorization_code",
-        "client_id": app["clientId"],
-        "code": code,
-        "redirect_uri": REDIRECT,
-        "code_verifier": verifier,
-    }
-    answer = await client.post(
-        "/oauth2/token", data=data, headers={"DPoP": holder.proof(htu=TOKEN_URL)}
-    )
+    proof = {"DPoP": holder.proof(htu=TOKEN_URL)}
+    answer = await exchange(client, app["clientId"], None, code, verifier, proof)
     assert answer.status_code == 200, answer.text
     return app["clientId"], answer.json()
 
@@ -122,14 +114,7 @@ async def test_a_bad_proof_at_the_token_endpoint_is_refused(
     verifier, challenge = pkce()
     code = await sign_in_and_consent(client, app["clientId"], challenge)
     before = await row_counts(container)
-    data = {
-        "grant_type": "authorization_code",
-        "client_id": app["clientId"],
-        "code": code,
-        "redirect_uri": REDIRECT,
-        "code_verifier": verifier,
-    }
-    answer = await client.post("/oauth2/token", data=data, headers={"DPoP": bad(holder)})
+    answer = await exchange(client, app["clientId"], None, code, verifier, {"DPoP": bad(holder)})
     assert (answer.status_code, answer.json()["error"]) == (400, "invalid_dpop_proof")
     assert await row_counts(container) == before
 
@@ -142,19 +127,12 @@ async def test_when_required_a_public_client_needs_a_proof(
     await signed_up(gql)
     verifier, challenge = pkce()
     code = await sign_in_and_consent(client, app["clientId"], challenge)
-    data = {
-        "grant_type": "authorization_code",
-        "client_id": app["clientId"],
-        "code": code,
-        "redirect_uri": REDIRECT,
-        "code_verifier": verifier,
-    }
     # Required from here on (the admin above signed in through GraphQL without a proof);
     # settings and runtime are frozen, so the runtime is given a copy for the request.
     runtime, settings = container.runtime, container.runtime.settings
     object.__setattr__(runtime, "settings", settings.model_copy(update={"dpop": "required"}))
     try:
-        answer = await client.post("/oauth2/token", data=data)
+        answer = await exchange(client, app["clientId"], None, code, verifier)
     finally:
         object.__setattr__(runtime, "settings", settings)
     assert (answer.status_code, answer.json()["error"]) == (400, "invalid_dpop_proof")

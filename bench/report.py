@@ -1,9 +1,11 @@
-"""The Markdown report: the scenarios, the two references, and the ratios of issue 6."""
+"""The Markdown report: the scenarios, the two references, and the ratios against the targets
+(issues 6 and 17); with a baseline run (another run's JSON), each figure against it too."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bench.loadgen import Result
 
@@ -23,6 +25,19 @@ class Run:
     idle_rss_mb: float = 0.0
     peak_rss_mb: float = 0.0
     profiles: dict[str, str] = field(default_factory=dict)
+    users: int = 0
+    webhooks: dict[str, float] = field(default_factory=dict)  # bench.webhooks.measure's figures
+    baseline: dict[str, Any] | None = None  # an earlier run's figures (figures(run))
+
+
+def figures(run: Run) -> dict[str, Any]:
+    """What a later run compares itself with (bench/results/<stamp>.json)."""
+    return {
+        "stamp": run.stamp,
+        "users": run.users,
+        "rps": {key: r.rps for key, r in run.results.items()},
+        "p50_ms": {key: r.p50_ms for key, r in run.results.items()},
+    }
 
 
 def _row(title: str, r: Result) -> str:
@@ -74,7 +89,17 @@ def render(run: Run) -> str:
         )
     if run.floor is not None:
         out.append(_row("floor: hand-written Starlette `me` (bench/floor_app.py)", run.floor))
+    if run.webhooks:
+        w = run.webhooks
+        out += [
+            "",
+            f"Webhooks (`bench.webhooks`): {w['deliveries_per_s']:,.0f} deliveries/s to a local "
+            f"receiver; `me` alone {w['me_rps_alone']:,.0f} req/s, while they flow "
+            f"{w['me_rps_during']:,.0f} req/s with a p99 of {w['me_p99_ms']:.1f} ms.",
+        ]
     out += ["", *targets(run)]
+    if run.baseline is not None:
+        out += ["", *against_baseline(run, run.baseline)]
     samples = [f"- {key}: `{r.sample}`" for key, r in run.results.items() if r.sample]
     if samples:
         out += ["", "First unexpected answer per scenario:", "", *samples]
@@ -104,6 +129,20 @@ def targets(run: Run) -> list[str]:
         ("me / floor me", ratio(rps("me"), floor), "≥ 80 %", _at(0.8), True),
         ("refresh / floor me", ratio(rps("refresh"), floor), "≥ 50 %", _at(0.5), True),
         ("verifyMfa / refresh", ratio(rps("verify-mfa"), rps("refresh")), "≥ 80 %", _at(0.8), True),
+        (
+            "passkey sign-in / password sign-in, times",
+            ratio(rps("passkey-login"), rps("login")),
+            "≥ 5",
+            _at(5),
+            False,
+        ),
+        (
+            "OpenID code exchange / refresh",
+            ratio(rps("oauth-code"), rps("refresh")),
+            "≥ 40 %",
+            _at(0.4),
+            True,
+        ),
         ("DPoP me / bearer me", ratio(rps("me-dpop"), rps("me")), "≥ 60 %", _at(0.6), True),
         (
             "me during login flood / me alone",
@@ -119,7 +158,21 @@ def targets(run: Run) -> list[str]:
             _below(50),
             False,
         ),
-        ("server peak RSS, MB", run.peak_rss_mb or None, "< 150", _below(150), False),
+        (
+            "webhook deliveries per second",
+            run.webhooks.get("deliveries_per_s"),
+            "≥ 500",
+            _at(500),
+            False,
+        ),
+        (
+            "p99 of me while webhooks flow, ms",
+            run.webhooks.get("me_p99_ms"),
+            "< 50",
+            _below(50),
+            False,
+        ),
+        ("server peak RSS, MB", run.peak_rss_mb or None, "≤ 160", lambda v: v <= 160, False),
     ]
     out = ["| target | measured | goal | met |", "|---|---:|---|---|"]
     for name, value, goal, ok, percent in rows:
@@ -128,11 +181,26 @@ def targets(run: Run) -> list[str]:
             continue
         shown = f"{100 * value:.0f} %" if percent else f"{value:.1f}"
         out.append(f"| {name} | {shown} | {goal} | {'yes' if ok(value) else '**no**'} |")
-    if "users-page" not in run.results:
-        out.append(
-            "| users page in constant SQL statements; login and page within 20 % "
-            "from 10 000 to 1 000 000 users | n/a | | not measured |"
-        )
+    return out
+
+
+def against_baseline(run: Run, baseline: dict[str, Any]) -> list[str]:
+    """Each scenario's throughput against the baseline run's (e.g. 1 000 000 users against
+    10 000): the goal is every figure within 20 %."""
+    out = [
+        f"Against run `{baseline['stamp']}` ({baseline['users']:,} users; this run "
+        f"{run.users:,}): every figure within 20 %.",
+        "",
+        "| scenario | req/s then | req/s now | change | within 20 % |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for key, r in run.results.items():
+        then = baseline["rps"].get(key)
+        if not then:
+            continue
+        change = r.rps / then - 1
+        ok = "yes" if abs(change) <= 0.2 else "**no**"
+        out.append(f"| {key} | {then:,.1f} | {r.rps:,.1f} | {100 * change:+.0f} % | {ok} |")
     return out
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, literal, update
+from sqlalchemy import delete, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from identity.db.models import Challenge
+from identity.db.models import Challenge, User
 from identity.repositories import rowcount
 
 
@@ -21,6 +21,16 @@ class ChallengeRepository:
 
     async def get(self, challenge_id: uuid.UUID) -> Challenge | None:
         return await self.db.get(Challenge, challenge_id)
+
+    async def with_user(self, challenge_id: uuid.UUID) -> tuple[Challenge, User | None] | None:
+        """A challenge and its user (if it has one) in one statement."""
+        stmt = (
+            select(Challenge, User)
+            .outerjoin(User, User.id == Challenge.user_id)
+            .where(Challenge.id == challenge_id)
+        )
+        row = (await self.db.execute(stmt)).first()
+        return None if row is None else (row[0], row[1])
 
     async def use(self, challenge_id: uuid.UUID, now: datetime) -> bool:
         """Spend a live challenge: it is deleted. False if it was spent (also concurrently)

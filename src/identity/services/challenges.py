@@ -100,10 +100,10 @@ class Challenges:
         parts = read_token(token or "", 16)
         if parts is None:
             raise InvalidToken()
-        row = await uow.challenges.get(uuid.UUID(bytes=parts[0]))
-        if row is None or row.purpose != purpose:
+        found = await uow.challenges.with_user(uuid.UUID(bytes=parts[0]))
+        if found is None or found[0].purpose != purpose:
             raise InvalidToken()
-        user = await uow.users.get(row.user_id) if row.user_id is not None else None
+        row, user = found
         if row.user_id is not None and (user is None or not user.is_active):
             raise InvalidToken()
         if not self.rt.secret.check(_MAC_PURPOSE, *parts, _binding(purpose, user)):

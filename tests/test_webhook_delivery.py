@@ -8,16 +8,19 @@ import asyncio
 import json
 import os
 import re
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import jsonschema
 import pytest
+from sqlalchemy import update
 
 from identity import webhooks as schemas
 from identity.clock import FrozenClock
 from identity.container import Container
+from identity.db.models import WebhookDelivery
 from identity.security import webhooks as hooks
 from identity.services.webhook_sender import DELAYS
 from tests.admin_helpers import ASSIGN, REVOKE, make_admin, role_id, user_with
@@ -577,3 +580,68 @@ async def test_metrics_count_outcomes_and_show_the_queue(
         "identity_webhook_oldest_pending_seconds",
     ):
         assert name in text
+
+
+async def test_deliveries_sent_together_are_recorded_together_once_each(
+    gql: GraphQLClient, container: Container, receiver: Receiver
+) -> None:
+    """The sender posts many at once and records their successes in shared transactions:
+    every delivery still ends `delivered` after one attempt, and each reached the receiver
+    once."""
+    await subscribe(gql, container, receiver, ["user.created"])
+    receiver.received.clear()
+    emails = [f"burst{i}@example.com" for i in range(30)]
+    await asyncio.gather(*(register(gql, email) for email in emails))
+    await settle_webhooks(container)
+    ids = [r.id for r in receiver.received if r.payload["data"]["email"] in emails]
+    assert len(ids) == len(set(ids)) == len(emails)
+    states = "SELECT count(*) FROM webhook_deliveries WHERE state = 'delivered' AND attempts = 1"
+    assert await scalar(container, states) == len(emails)
+    assert await scalar(container, "SELECT count(*) FROM webhook_deliveries") == len(emails)
+
+
+async def test_a_success_recorded_with_others_leaves_a_row_taken_over_to_its_new_claim(
+    gql: GraphQLClient, container: Container, receiver: Receiver, clock: FrozenClock
+) -> None:
+    """Recording successes together names each row's claim: a row another instance claimed
+    meanwhile (this sender stalled) keeps that claim, its outcome that claim's to write."""
+    _, endpoint_id = await subscribe(gql, container, receiver, ["user.created"])
+    later = clock.now() + timedelta(hours=1)  # not due for the app's own sender
+    async with container.unit_of_work() as uow:
+        for _ in range(3):
+            uow.db.add(
+                WebhookDelivery(
+                    id=uuid.uuid4(),
+                    endpoint_id=uuid.UUID(endpoint_id),
+                    event_id=uuid.uuid4(),
+                    event="user.created",
+                    body="{}",
+                    state="pending",
+                    attempts=0,
+                    next_attempt_at=later,
+                    created_at=clock.now(),
+                )
+            )
+        await uow.commit()
+        rows = await uow.webhook_deliveries.claim_due(
+            later, uuid.uuid4(), later + timedelta(seconds=30), 10
+        )
+        await uow.commit()
+    assert len(rows) == 3
+    taken, other_claim = rows[0], uuid.uuid4()
+    async with container.unit_of_work() as uow:
+        await uow.db.execute(
+            update(WebhookDelivery).where(WebhookDelivery.id == taken.id).values(claim=other_claim)
+        )
+        await uow.commit()
+    channel = container.webhook_channel
+    endpoint = (await channel.prepare(rows))[uuid.UUID(endpoint_id)].endpoint
+    answers = await asyncio.gather(*(channel.delivered.record(r, endpoint, 204) for r in rows))
+    assert answers == [False, True, True]
+    left = await scalar(
+        container,
+        "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending' AND claim IS NOT NULL",
+    )
+    assert left == 1
+    done = "SELECT count(*) FROM webhook_deliveries WHERE state = 'delivered' AND attempts = 1"
+    assert await scalar(container, done) == 2

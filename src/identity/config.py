@@ -313,7 +313,7 @@ class Settings(BaseSettings):
         description="Seconds between looks at the webhook outbox when nothing woke it up.",
     )
     webhook_concurrency: int = Field(
-        default=8, ge=1, le=64, description="Webhook deliveries a process sends at once."
+        default=32, ge=1, le=64, description="Webhook deliveries a process sends at once."
     )
 
     @field_validator(

@@ -47,7 +47,7 @@ from identity.services.throttle import Throttle
 from identity.services.tokens import OneTimeTokens
 from identity.services.transfer import Transfer
 from identity.services.uow import UnitOfWork
-from identity.services.webhook_sender import WebhookChannel
+from identity.services.webhook_sender import WEBHOOK_BATCH, WebhookChannel
 from identity.services.webhooks import Webhooks
 
 
@@ -186,6 +186,7 @@ class Container:
                 own_transaction,
                 poll_interval=settings.webhook_poll_interval,
                 concurrency=settings.webhook_concurrency,
+                batch=WEBHOOK_BATCH,
             ),
             webhook_channel=webhook_channel,
             mail_wakeup=mail_wakeup,

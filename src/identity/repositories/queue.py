@@ -81,6 +81,27 @@ class Queue(Generic[Q]):
         values.setdefault("claim", None)
         return await rowcount(self.db, self.claimed(row).values(**values)) == 1
 
+    async def finish_many(self, rows: list[Q], **values: Any) -> set[uuid.UUID]:
+        """Record one outcome for several rows, each under its own claim: the ids of those
+        still held (a row another claim took over is left to that claim)."""
+        model: Any = self.model
+        values.setdefault("attempts", model.attempts + 1)
+        values.setdefault("claim", None)
+        by_claim: dict[Any, list[uuid.UUID]] = {}
+        for row in rows:
+            by_claim.setdefault(row.claim, []).append(row.id)  # type: ignore[attr-defined]
+        done: set[uuid.UUID] = set()
+        for claim, ids in by_claim.items():
+            stmt = (
+                update(model)
+                .where(model.id.in_(ids), model.claim == claim, model.state == PENDING)
+                .values(**values)
+                .returning(model.id)
+                .execution_options(synchronize_session=False)
+            )
+            done |= set((await self.db.execute(stmt)).scalars())
+        return done
+
     async def counts(self) -> dict[str, int]:
         model: Any = self.model
         stmt = select(model.state, func.count()).group_by(model.state)

@@ -298,7 +298,7 @@ class WebhookClient:
     ) -> None:
         self.timeout = timeout
         context = ssl_context or httpx.create_ssl_context(trust_env=False)
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
         transport = httpx.AsyncHTTPTransport(verify=context, trust_env=False, limits=limits)
         # httpx takes no network backend; its transport is a thin shell over this pool.
         transport._pool = httpcore.AsyncConnectionPool(

@@ -9,8 +9,10 @@ mailed. Everything runs on the injected clock.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -38,10 +40,54 @@ DELAYS = (
     timedelta(hours=24),
 )
 DISABLE_AFTER = timedelta(days=5)
+WEBHOOK_BATCH = 100  # rows per claim: events come in bursts (an import, a bulk change)
 DELIVERED = "delivered"
 FAILED = "failed"
 ABANDONED = "abandoned"
 GONE = 410
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    row: WebhookDelivery
+    endpoint: WebhookEndpoint
+    status: int
+
+
+class GroupRecord:
+    """Successful deliveries recorded together, as a database groups commits: the first
+    success starts a write, and every success that arrives while one is being written goes
+    into the next. Concurrent sends thus share transactions without waiting for each other
+    (a lone success is written at once), and each caller learns whether its row was
+    recorded (False: another claim had taken it over)."""
+
+    def __init__(self, write: Callable[[list[Delivered]], Awaitable[set[uuid.UUID]]]) -> None:
+        self._write = write
+        self._waiting: list[tuple[Delivered, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, row: WebhookDelivery, endpoint: WebhookEndpoint, status: int) -> bool:
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((Delivered(row, endpoint, status), answer))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_all())
+        # Shielded: a caller cancelled meanwhile leaves its row to the write in progress.
+        return await asyncio.shield(answer)
+
+    async def _write_all(self) -> None:
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                try:
+                    recorded = await self._write([d for d, _ in group])
+                except Exception as exc:  # the database may be away: each row waits its lease
+                    for _, answer in group:
+                        answer.set_exception(exc)
+                    continue
+                for d, answer in group:
+                    answer.set_result(d.row.id in recorded)
+        finally:
+            self._writer = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +105,7 @@ class WebhookChannel:
         self.rt = rt
         self.client = client
         self.unit_of_work = unit_of_work
+        self.delivered = GroupRecord(self._record_delivered)
 
     def queue(self, uow: UnitOfWork) -> WebhookDeliveryQueue:
         return uow.webhook_deliveries
@@ -98,6 +145,8 @@ class WebhookChannel:
             await self._record(row, endpoint, None, f"endpoint disabled: {reason}")
             return False
         status, error = await self._post(endpoint, row, target.keys, self.rt.clock.now())
+        if error is None and status is not None:
+            return await self.delivered.record(row, endpoint, status)
         return await self._record(row, endpoint, status, error)
 
     async def _post(
@@ -123,6 +172,36 @@ class WebhookChannel:
         if 300 <= answer.status < 400:
             return answer.status, f"HTTP {answer.status}: redirects are not followed"
         return answer.status, f"HTTP {answer.status}"
+
+    async def _record_delivered(self, done: list[Delivered]) -> set[uuid.UUID]:
+        """Successes, in one transaction: each row still held by its claim is `delivered`,
+        and each endpoint's run of failures ends. The ids recorded."""
+        now = self.rt.clock.now()
+        async with self.unit_of_work() as uow:
+            queue, recorded = uow.webhook_deliveries, set()
+            for status in sorted({d.status for d in done}):
+                rows = [d.row for d in done if d.status == status]
+                recorded |= await queue.finish_many(
+                    rows,
+                    state=DELIVERED,
+                    delivered_at=now,
+                    last_response_status=status,
+                    last_error=None,
+                )
+            for endpoint_id in sorted({d.endpoint.id for d in done if d.row.id in recorded}):
+                await uow.webhooks.succeeded(endpoint_id)  # matches no row, mostly
+            await uow.commit()
+        for d in done:
+            if d.row.id in recorded:
+                metrics.WEBHOOK_DELIVERIES.labels(DELIVERED).inc()
+                log.info(
+                    "webhook %s (%s) to endpoint %s: delivered, HTTP %s",
+                    d.row.id,
+                    d.row.event,
+                    d.endpoint.id,
+                    d.status,
+                )
+        return recorded
 
     async def _record(
         self,

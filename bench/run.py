@@ -153,6 +153,15 @@ def measure_floor(b: Bench, env: dict[str, str], dsn: str) -> Result:
         floor.stop()
 
 
+def webhook_figures() -> dict[str, float]:
+    """Deliveries per second to a local receiver with `me` alongside (bench/webhooks.py)."""
+    command = [sys.executable, "-m", "bench.webhooks", "--deliveries", "4000", "--json"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    line = next(x for x in done.stdout.splitlines() if x.startswith("BENCH_WEBHOOKS "))
+    figures: dict[str, float] = orjson.loads(line.removeprefix("BENCH_WEBHOOKS "))
+    return figures
+
+
 def show(r: Result) -> str:
     return (
         f"{r.rps:,.1f} req/s, p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, "
@@ -185,6 +194,11 @@ def run(b: Bench, env: dict[str, str], dsn: str, out: report.Run) -> None:
             out.results[s.key] = measure(b, s, b.server.url, monitor)
             print(f"bench:   {show(out.results[s.key])}", flush=True)
         out.peak_rss_mb = monitor.peak_rss_mb()
+        if "webhooks" in opts.only:
+            print("bench: webhooks (python -m bench.webhooks, a server of its own)", flush=True)
+            procs.wait_until_quiet(opts.wait_quiet)
+            out.webhooks = webhook_figures()
+            print(f"bench:   {out.webhooks}", flush=True)
         for s in SCENARIOS:
             if s.key in opts.profile and s.key in out.results:
                 print(f"bench: profiling {s.key}", flush=True)
@@ -213,7 +227,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--connections", type=int, default=16, help="wrk connections (16)")
     add("--login-connections", type=int, default=16, help="for login and register (16)")
     add("--threads", type=int, default=1, help="wrk threads (1)")
-    add("--only", help="comma-separated: " + ",".join(s.key for s in SCENARIOS))
+    add("--only", help="comma-separated: " + ",".join([*(s.key for s in SCENARIOS), "webhooks"]))
     add(
         "--profile",
         nargs="?",
@@ -248,7 +262,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "`python -m identity` (it patches something, then calls identity.cli.main())",
     )
     opts = parser.parse_args(argv)
-    opts.only = set(opts.only.split(",")) if opts.only else {s.key for s in SCENARIOS}
+    every = {s.key for s in SCENARIOS} | {"webhooks"}
+    opts.only = set(opts.only.split(",")) if opts.only else every
     opts.profile = set(filter(None, opts.profile.split(",")))
     opts.stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     opts.command = " ".join(["python -m bench", *(sys.argv[1:] if argv is None else argv)])

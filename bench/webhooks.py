@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import statistics
@@ -179,6 +180,15 @@ async def main(args: argparse.Namespace) -> None:
             )
         finally:
             await conn.close()
+        if args.json:
+            figures = {
+                "deliveries_per_s": args.deliveries / elapsed,
+                "delivered": delivered,
+                "me_rps_alone": len(alone) / args.seconds,
+                "me_rps_during": len(during) / elapsed,
+                "me_p99_ms": _p99(during) if len(during) > 1 else 0.0,
+            }
+            print("BENCH_WEBHOOKS " + json.dumps(figures))
         print(
             f"deliveries: {delivered}/{args.deliveries} in {elapsed:.1f} s: "
             f"{args.deliveries / elapsed:.0f} per second (concurrency {args.concurrency})"
@@ -205,6 +215,7 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=4, help="concurrent `me` callers")
     parser.add_argument("--seconds", type=float, default=5, help="`me` alone, before")
     parser.add_argument("--alone", action="store_true", help="no `me` while delivering")
+    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument("--receiver", type=int, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.receiver:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -130,7 +131,8 @@ async def _no_csrf(page: httpx.Response, fields: dict[str, str], **_: Any) -> No
     del fields["csrf"]
 
 
-CASES = {
+Spoil = Callable[..., Awaitable[None]]
+CASES: dict[str, tuple[Spoil | None, dict[str, Any], int, str]] = {
     "tampered challenge": (_tampered, {}, 400, "took too long"),
     "expired challenge": (_expired, {}, 400, "took too long"),
     "missing CSRF value": (_no_csrf, {}, 403, "The form expired"),

@@ -54,10 +54,11 @@ def pkce() -> tuple[str, str]:
     return verifier, challenge.rstrip(b"=").decode()
 
 
-def form_fields(html: str) -> dict[str, str]:
-    """The hidden inputs of a hosted page's form."""
+def form_fields(html: str, form: int = 0) -> dict[str, str]:
+    """The hidden inputs of a hosted page's form (the first; the passkey form is the next)."""
     fields = {}
-    for tag in re.findall(r"<input [^>]*>", html):
+    forms = re.findall(r"<form .*?</form>", html, re.S)
+    for tag in re.findall(r"<input [^>]*>", forms[form] if forms else html):
         name = re.search(r'name="([^"]+)"', tag)
         value = re.search(r'value="([^"]*)"', tag)
         if name and 'type="hidden"' in tag:

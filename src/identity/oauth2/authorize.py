@@ -2,7 +2,10 @@
 
 A form of a hosted page carries the request's token and a CSRF value that must equal the
 CSRF cookie (double submit; the cookie is SameSite=Lax and __Host- where https, so another
-site can neither send nor set it).
+site can neither send nor set it). The passkey button's script posts the same way, for the
+options of a passkey sign-in (step=passkey_options, answered in JSON), then sends the form
+with the browser's answer (step=passkey); the second-factor page carries its mfaToken's
+options and sends the answer as step=mfa.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import hmac
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from identity.container import Container
 from identity.oauth2 import pages
@@ -22,12 +25,14 @@ from identity.oauth2.common import (
     session_cookie,
     set_cookie,
 )
+from identity.security.origins import origin_of
 from identity.services.auth import AuthResult, MfaPending
 from identity.services.errors import (
     AccountDisabled,
     EmailNotVerified,
     InvalidCredentials,
     InvalidToken,
+    PasskeysOff,
     RateLimited,
     ValidationFailed,
 )
@@ -47,6 +52,8 @@ from identity.services.oauth_common import (
 from identity.services.uow import UnitOfWork
 
 _EXPIRED = "This sign-in took too long or was already used. Go back to the app and start again."
+_PASSKEY_EXPIRED = "The passkey sign-in took too long. Try again."
+_FORM_EXPIRED = "The form expired. Go back to the app and start again."
 
 
 class AuthorizeEndpoint:
@@ -55,6 +62,8 @@ class AuthorizeEndpoint:
         self.settings = container.settings
         self.rt = container.runtime
         self.service = container.authorize
+        # Passkeys are offered where the pages' own origin may use them.
+        self.passkeys = container.passkeys.usable_at(origin_of(self.settings.public_url))
 
     async def handle(self, request: Request) -> Response:
         csrf = request.cookies.get(csrf_cookie(self.settings)) or new_csrf()
@@ -86,15 +95,19 @@ class AuthorizeEndpoint:
     async def _step(self, request: Request, form: dict[str, list[str]], csrf: str) -> Response:
         fields = {k: v[0] for k, v in form.items()}
         given = fields.get("csrf", "")
+        step = fields["step"]
         if not request.cookies.get(csrf_cookie(self.settings)) or not hmac.compare_digest(
             given.encode(), csrf.encode()
         ):
-            return self._error("The form expired. Go back to the app and start again.", 403)
-        step = fields["step"]
+            if step == "passkey_options":
+                return JSONResponse({"error": _FORM_EXPIRED}, 403, _NO_STORE)
+            return self._error(_FORM_EXPIRED, 403)
         async with self.container.unit_of_work(peer(request)) as uow:
             try:
                 pending = await self.service.resume(uow, fields.get("request", ""))
-                if step in ("password", "mfa"):
+                if step == "passkey_options":
+                    return await self._passkey_options(request, uow)
+                if step in ("password", "mfa", "passkey"):
                     return await self._sign_in(request, uow, pending, fields, csrf)
                 hosted = await self._hosted(request, uow)
                 if step != "consent" or hosted is None:
@@ -102,8 +115,22 @@ class AuthorizeEndpoint:
                 allow = fields.get("decision") == "allow"
                 outcome = await self.service.consented(uow, pending, hosted, allow)
             except InvalidToken:  # expired, answered already, or kept for another page
+                if step == "passkey_options":
+                    return JSONResponse({"error": _EXPIRED}, 400, _NO_STORE)
                 return self._error(_EXPIRED, 400)
             return self._answer(outcome, csrf, hosted, status=303)
+
+    async def _passkey_options(self, request: Request, uow: UnitOfWork) -> Response:
+        """A passkey sign-in's challenge, as startPasskeyLogin gives it (and limited alike)."""
+        try:
+            started = await self.container.passkeys.start_login(uow, peer(request))
+        except RateLimited as exc:
+            error = {"error": f"{exc.message} ({exc.retry_after} s)"}
+            return JSONResponse(error, 429, {**_NO_STORE, "Retry-After": str(exc.retry_after)})
+        except PasskeysOff as exc:
+            return JSONResponse({"error": exc.message}, 404, _NO_STORE)
+        answer = {"challenge_token": started.token, "options": started.options}
+        return JSONResponse(answer, 200, _NO_STORE)
 
     async def _sign_in(
         self,
@@ -115,29 +142,42 @@ class AuthorizeEndpoint:
     ) -> Response:
         token = fields.get("request", "")
         client = peer(request)
+        step = fields["step"]
         try:
-            if fields["step"] == "password":
+            if step == "password":
                 result = await self.container.auth.login(
                     uow, fields.get("email", ""), fields.get("password", ""), client
+                )
+            elif step == "passkey":
+                result = await self.container.passkeys.finish_login(
+                    uow, fields.get("challenge_token", ""), fields.get("credential", ""), client
                 )
             else:
                 totp = fields.get("totp_code", "").strip() or None
                 recovery = None if totp else fields.get("recovery_code", "").strip() or None
+                passkey = None if totp or recovery else fields.get("passkey") or None
                 result = await self.container.second_step.verify(
                     uow,
                     fields.get("mfa_token", ""),
                     client,
                     totp_code_given=totp,
                     recovery_code_given=recovery,
+                    passkey_given=passkey,
                 )
         except (ValidationFailed, InvalidCredentials, AccountDisabled, EmailNotVerified) as exc:
-            return self._again(pending, token, csrf, fields, _words(exc))
+            return await self._again(uow, pending, token, csrf, fields, _words(exc))
         except RateLimited as exc:
-            return self._again(pending, token, csrf, fields, f"{exc.message} ({exc.retry_after} s)")
+            error = f"{exc.message} ({exc.retry_after} s)"
+            return await self._again(uow, pending, token, csrf, fields, error)
+        except PasskeysOff as exc:
+            return await self._again(uow, pending, token, csrf, fields, exc.message)
         except InvalidToken:
+            if step == "passkey":  # the passkey's challenge, not the request: try again
+                return await self._again(uow, pending, token, csrf, fields, _PASSKEY_EXPIRED)
             return self._error(_EXPIRED, 400)
         if isinstance(result, MfaPending):
-            body = pages.second_factor(token, csrf, result.mfa_token)
+            options = result.passkey_options if self.passkeys else None
+            body = pages.second_factor(token, csrf, result.mfa_token, passkey_options=options)
             return self._page("Two-step verification", body, pending)
         return await self._signed_in(request, uow, pending, result, csrf)
 
@@ -157,13 +197,28 @@ class AuthorizeEndpoint:
         set_cookie(response, self.settings, session_cookie(self.settings), cookie, max_age)
         return response
 
-    def _again(
-        self, pending: Pending, token: str, csrf: str, fields: dict[str, str], error: str
+    async def _again(
+        self,
+        uow: UnitOfWork,
+        pending: Pending,
+        token: str,
+        csrf: str,
+        fields: dict[str, str],
+        error: str,
     ) -> Response:
+        try:  # read again: a refused sign-in rolls back, which expires what was loaded
+            pending = await self.service.resume(uow, token)
+        except InvalidToken:
+            return self._error(_EXPIRED, 400)
         if fields["step"] == "mfa":
-            body = pages.second_factor(token, csrf, fields.get("mfa_token", ""), error)
+            mfa_token = fields.get("mfa_token", "")
+            options = None
+            if self.passkeys:
+                options = await self.container.second_step.passkey_options(uow, mfa_token)
+            body = pages.second_factor(token, csrf, mfa_token, error, passkey_options=options)
             return self._page("Two-step verification", body, pending, status=400)
-        body = pages.sign_in(pending.client, token, csrf, fields.get("email", ""), error)
+        email = fields.get("email", "")
+        body = pages.sign_in(pending.client, token, csrf, email, error, passkeys=self.passkeys)
         return self._page("Sign in", body, pending, status=400)
 
     async def _hosted(self, request: Request, uow: UnitOfWork) -> Hosted | None:
@@ -180,7 +235,13 @@ class AuthorizeEndpoint:
             )
         origins = self._origins(outcome.client.redirect_uris)
         if isinstance(outcome, NeedsLogin):
-            body = pages.sign_in(outcome.client, outcome.request, csrf, outcome.login_hint)
+            body = pages.sign_in(
+                outcome.client,
+                outcome.request,
+                csrf,
+                outcome.login_hint,
+                passkeys=self.passkeys,
+            )
             return pages.page(self.settings.product_name, "Sign in", body, redirect_origin=origins)
         assert hosted is not None
         email = hosted.user.email
@@ -204,6 +265,9 @@ class AuthorizeEndpoint:
         return pages.page(
             self.settings.product_name, "Something went wrong", pages.message(text), status=status
         )
+
+
+_NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _words(exc: Exception) -> str:

@@ -1,14 +1,18 @@
 """The hosted pages: sign-in, second factor, consent, sign-out and errors.
 
-Small, server-rendered, without JavaScript; every value is escaped. They share the link
-pages' stylesheet and never frame: `frame-ancestors 'none'` and X-Frame-Options DENY.
-Forms post only to identity; the answer to a form may redirect to the client, so that
-origin is allowed as a form action too (browsers check redirects after a submission).
+Small, server-rendered, without JavaScript except for passkeys; every value is escaped.
+They share the link pages' stylesheet and never frame: `frame-ancestors 'none'` and
+X-Frame-Options DENY. Forms post only to identity; the answer to a form may redirect to the
+client, so that origin is allowed as a form action too (browsers check redirects after a
+submission). The passkey forms are hidden until /pages/sign-in.js (scripts from this origin
+only, nothing inline) finds WebAuthn's JSON helpers in the browser and shows them.
 """
 
 from __future__ import annotations
 
 import html
+import json
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.responses import HTMLResponse
@@ -35,7 +39,8 @@ def page(
 ) -> HTMLResponse:
     actions = "'self'" + (f" {redirect_origin}" if redirect_origin else "")
     csp = (
-        "default-src 'none'; style-src 'self'; img-src 'self'; "
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; "
         f"form-action {actions}; frame-ancestors 'none'; base-uri 'none'"
     )
     text = _PAGE.format(product=html.escape(product), title=html.escape(title), body=body)
@@ -65,8 +70,16 @@ def _error(message: str | None) -> str:
 
 
 def sign_in(
-    client: OAuthClient, request: str, csrf: str, login_hint: str, error: str | None = None
+    client: OAuthClient,
+    request: str,
+    csrf: str,
+    login_hint: str,
+    error: str | None = None,
+    *,
+    passkeys: bool = False,
 ) -> str:
+    """The password form; with `passkeys`, the passkey button too (a discoverable
+    credential: the script asks for the options first, with step=passkey_options)."""
     return (
         f"<p>to continue to <strong>{html.escape(client.name)}</strong></p>{_error(error)}"
         '<form method="post" action="/oauth2/authorize">'
@@ -76,10 +89,28 @@ def sign_in(
         '<label>Password <input type="password" name="password" '
         'autocomplete="current-password" required></label>'
         '<button type="submit">Sign in</button></form>'
+        + (
+            _passkey_form(
+                "Sign in with a passkey",
+                _hidden(
+                    request=request, csrf=csrf, step="passkey", challenge_token="", credential=""
+                ),
+            )
+            if passkeys
+            else ""
+        )
     )
 
 
-def second_factor(request: str, csrf: str, mfa_token: str, error: str | None = None) -> str:
+def second_factor(
+    request: str,
+    csrf: str,
+    mfa_token: str,
+    error: str | None = None,
+    *,
+    passkey_options: dict[str, Any] | None = None,
+) -> str:
+    """The code form; with `passkey_options` (the mfaToken's), a passkey button too."""
     return (
         "<p>Enter the code from your authenticator app, or one of your recovery codes.</p>"
         f"{_error(error)}"
@@ -90,6 +121,32 @@ def second_factor(request: str, csrf: str, mfa_token: str, error: str | None = N
         '<label>Or a recovery code <input name="recovery_code" autocomplete="off" '
         'maxlength="40"></label>'
         '<button type="submit">Continue</button></form>'
+        + (
+            _passkey_form(
+                "Use a passkey",
+                _hidden(request=request, csrf=csrf, step="mfa", mfa_token=mfa_token, passkey=""),
+                passkey_options,
+            )
+            if passkey_options is not None
+            else ""
+        )
+    )
+
+
+def _passkey_form(label: str, fields: str, options: dict[str, Any] | None = None) -> str:
+    """Hidden without the script; the script fills `credential` (or `passkey`) with the
+    browser's answer and sends the form."""
+    given = (
+        f' data-options="{html.escape(json.dumps(options, separators=(",", ":")))}"'
+        if options is not None
+        else ""
+    )
+    return (
+        '<section id="passkey" hidden><p>or</p>'
+        f'<form method="post" action="/oauth2/authorize"{given}>{fields}'
+        f'<button type="submit">{html.escape(label)}</button></form>'
+        '<p id="passkey-status" class="error" role="alert" hidden></p></section>'
+        '<script type="module" src="/pages/sign-in.js"></script>'
     )
 
 

@@ -21,7 +21,8 @@ PAGES = {
     "confirm-email-change": "Confirm your new email address",
     "revert-change": "Remove a sign-in method you did not add",
 }
-_ASSETS = {"pages.js": "text/javascript", "pages.css": "text/css"}
+# sign-in.js: the passkey button of the hosted sign-in pages (identity.oauth2.pages).
+_ASSETS = {"pages.js": "text/javascript", "sign-in.js": "text/javascript", "pages.css": "text/css"}
 # The page scripts come from this origin only; nothing inline, nothing from elsewhere.
 _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "

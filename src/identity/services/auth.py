@@ -279,15 +279,12 @@ class Auth:
             await uow.users.upgrade_hash(user.id, upgraded)
         data: dict[str, Any] = {"amr": list(amr)}
         passkey_options = None
-        if "passkey" in factor_kinds and self.rp is not None:
-            # Request options naming only this user's passkeys, answered through verifyMfa.
+        if "passkey" in factor_kinds:
             challenge = webauthn.new_challenge()
-            data["webauthn"] = webauthn.encode(challenge)
-            passkeys = await uow.factors.of_user(user.id, "passkey")
-            passkey_options = self.rp.request_options(
-                challenge=challenge, allow=[Credential.of(f) for f in passkeys]
-            )
-        else:
+            passkey_options = await self.passkey_options(uow, user.id, challenge)
+            if passkey_options is not None:
+                data["webauthn"] = webauthn.encode(challenge)
+        if passkey_options is None:
             factor_kinds = [k for k in factor_kinds if k != "passkey"]
         issued = await self.challenges.issue(uow, MFA, user, data=data)
         # Recovery codes come with MFA: while it is on there is a set, used up or not.
@@ -299,6 +296,18 @@ class Auth:
             methods=methods,
             expires_in=issued.expires_in,
             passkey_options=passkey_options,
+        )
+
+    async def passkey_options(
+        self, uow: UnitOfWork, user_id: uuid.UUID, challenge: bytes
+    ) -> dict[str, Any] | None:
+        """Request options naming only this user's passkeys (a second step's); None without
+        passkeys or a relying party."""
+        passkeys = await uow.factors.of_user(user_id, "passkey")
+        if self.rp is None or not passkeys:
+            return None
+        return self.rp.request_options(
+            challenge=challenge, allow=[Credential.of(f) for f in passkeys]
         )
 
     async def _refuse(

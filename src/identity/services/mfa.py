@@ -18,7 +18,7 @@ from identity.security import webauthn
 from identity.security.webauthn import Credential, Refused
 from identity.services.auth import Auth, AuthResult
 from identity.services.challenges import MFA, Challenges
-from identity.services.errors import InvalidCredentials
+from identity.services.errors import InvalidCredentials, InvalidToken
 from identity.services.factors import TOTP, TOTP_SECRET, Factors, recovery_code, totp_code
 from identity.services.passkeys import PROVEN, passkey_assertion
 from identity.services.principal import OTP, Assurance, ClientInfo
@@ -115,6 +115,19 @@ class SecondStep:
         proven = PROVEN if method == "passkey" else (OTP,)
         assurance = Assurance.of([*row.data.get("amr", ["pwd"]), *proven])
         return await self.auth.start_session(uow, user, client, assurance=assurance, roles=roles)
+
+    async def passkey_options(self, uow: UnitOfWork, mfa_token: str) -> dict[str, Any] | None:
+        """The passkey request options of a live mfaToken again (a page shown once more
+        after a wrong answer), over its own challenge; None when it offers no passkey."""
+        try:
+            row, user = await self.challenges.open(uow, mfa_token, MFA)
+        except InvalidToken:
+            return None
+        if user is None or "webauthn" not in row.data:
+            return None
+        return await self.auth.passkey_options(
+            uow, user.id, base64url_to_bytes(row.data["webauthn"])
+        )
 
     async def _passkey(
         self,

@@ -78,6 +78,10 @@ class Passkeys:
             raise PasskeysOff()
         return self._rp
 
+    def usable_at(self, origin: str) -> bool:
+        """Whether a page of `origin` can sign in with a passkey here."""
+        return self._rp is not None and origin in self._rp.origins
+
     # Adding a passkey ---------------------------------------------------------------------
 
     async def start_registration(

@@ -128,7 +128,7 @@ async def test_openid_client_signs_in_consents_refreshes_revokes_and_logs_out(
         await page.screenshot(path=str(artifacts_dir / "oidc-1-sign-in.png"), full_page=True)
         await page.locator("[name=email]").fill(email)
         await page.locator("[name=password]").fill(PASSWORD)
-        await page.get_by_role("button", name="Sign in").click()
+        await page.get_by_role("button", name="Sign in", exact=True).click()
         await page.get_by_text("would like to").wait_for()
         await page.screenshot(path=str(artifacts_dir / "oidc-2-consent.png"), full_page=True)
         await page.get_by_role("button", name="Allow").click()
@@ -179,7 +179,7 @@ async def test_openid_client_with_a_second_factor(
         await page.goto(f"{federation.rp.url}/login?acr_values=aal2")
         await page.locator("[name=email]").fill(email)
         await page.locator("[name=password]").fill(PASSWORD)
-        await page.get_by_role("button", name="Sign in").click()
+        await page.get_by_role("button", name="Sign in", exact=True).click()
         await page.locator("[name=totp_code]").wait_for()
         await page.screenshot(path=str(artifacts_dir / "oidc-3-second-factor.png"), full_page=True)
         # The enrolment used this time step: the next one (one step of skew is allowed).

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import orjson
 
+from bench import seed
 from identity.db.models import Challenge, User
 from identity.security import totp
 from identity.security.derive import ServerSecret
@@ -111,18 +112,7 @@ async def pending_sign_ins(dsn: str, users: list[MfaUser], secret_key: str) -> l
             )
         )
         lines.append(f"{token} {totp.code_at(u.secret, now)}")
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.copy_records_to_table(
-            "challenges",
-            records=rows,
-            columns=[
-                *("id", "purpose", "user_id", "created_at", "expires_at", "used_at"),
-                *("failures", "data"),
-            ],
-        )
-    finally:
-        await conn.close()
+    await seed.copy_challenges(dsn, rows)
     return lines
 
 

@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 import asyncpg
 import orjson
 
+from bench import seed
 from identity.db.models import Challenge, User
 from identity.security.derive import ServerSecret
 from identity.services.challenges import LIFETIMES, OAUTH_CODE, challenge_token
@@ -127,16 +128,5 @@ async def codes(
             "code_verifier": verifier,
         }
         bodies.append(urlencode(form))
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.copy_records_to_table(
-            "challenges",
-            records=rows,
-            columns=[
-                *("id", "purpose", "user_id", "created_at", "expires_at", "used_at"),
-                *("failures", "data"),
-            ],
-        )
-    finally:
-        await conn.close()
+    await seed.copy_challenges(dsn, rows)
     return bodies

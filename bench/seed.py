@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -142,3 +142,20 @@ async def seed_users(dsn: str, count: int, params: Argon2Params) -> float:
     finally:
         await conn.close()
     return time.perf_counter() - started
+
+
+async def copy_challenges(dsn: str, rows: Sequence[Row]) -> None:
+    """Challenge rows (id, purpose, user, created, expires, used, failures, data) by COPY:
+    what a flow's first step would have written, for scenarios that measure its second."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.copy_records_to_table(
+            "challenges",
+            records=rows,
+            columns=[
+                *("id", "purpose", "user_id", "created_at", "expires_at", "used_at"),
+                *("failures", "data"),
+            ],
+        )
+    finally:
+        await conn.close()

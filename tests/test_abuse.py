@@ -563,6 +563,23 @@ async def test_cors_allows_only_listed_origins(client: httpx.AsyncClient) -> Non
     assert "access-control-allow-origin" not in simple.headers
 
 
+@pytest.mark.parametrize("settings_overrides", [{"cors_origins": "https://app.example.com"}])
+async def test_cors_leaves_the_pages_a_person_sees_out(client: httpx.AsyncClient) -> None:
+    origin = {"Origin": "https://app.example.com"}
+    preflight = {**origin, "Access-Control-Request-Method": "POST"}
+    for path in ("/oauth2/token", "/.well-known/openid-configuration", "/graphql"):
+        answer = await client.options(path, headers=preflight)
+        assert answer.headers.get("access-control-allow-origin") == origin["Origin"], path
+    # The hosted sign-in's forms carry CSRF values: a listed origin may not read them.
+    for path in ("/oauth2/authorize", "/oauth2/logout", "/verify-email", "/oauth2/tokens"):
+        answer = await client.options(path, headers=preflight)
+        assert "access-control-allow-origin" not in answer.headers, path
+    page = await client.get("/oauth2/authorize?client_id=x", headers=origin)
+    assert page.status_code == 400
+    assert "access-control-allow-origin" not in page.headers
+    assert "access-control-allow-credentials" not in page.headers
+
+
 async def test_security_headers_on_answers(client: httpx.AsyncClient) -> None:
     response = await client.post("/graphql", json={"query": "{ me { id } }"})
     assert response.headers["x-content-type-options"] == "nosniff"

@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import text
 from starlette.applications import Starlette
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -28,7 +27,7 @@ from identity.external.routes import external_login_routes
 from identity.graphql.cookies import CSRF_HEADER
 from identity.graphql.schema import build_schema
 from identity.graphql.view import GraphQLEndpoint
-from identity.http import RequestMiddleware
+from identity.http import ApiCORS, RequestMiddleware
 from identity.oauth2.endpoints import oauth2_routes
 from identity.pages.routes import link_pages
 
@@ -137,9 +136,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.container = container
     if settings.cors_origins:
         # Credentials (the refresh cookie) only for these exact origins; the custom header
-        # that cookie requests carry makes every cross-origin call preflighted.
+        # that cookie requests carry makes every cross-origin call preflighted. The pages
+        # are left out (see ApiCORS).
         app.add_middleware(
-            CORSMiddleware,
+            ApiCORS,
             allow_origins=settings.cors_origins,
             allow_credentials=True,
             allow_methods=["GET", "POST"],

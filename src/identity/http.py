@@ -8,7 +8,9 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -211,3 +213,26 @@ def _log(scope: Scope, request_id: str, status: int, started: float) -> None:
             f" {operation or '(unnamed)'} {outcome}" if outcome else "",
             extra={k: v for k, v in fields.items() if v is not None},
         )
+
+
+class ApiCORS:
+    """CORS for the API paths only (GraphQL, the keys and discovery, the OAuth endpoints a
+    client's script calls). The pages a person sees (the hosted sign-in, the link pages, a
+    provider's callback) answer no cross-origin read, from any origin: their forms carry
+    CSRF values that a script elsewhere must not read."""
+
+    PATHS = ("/graphql", "/.well-known/", "/oauth2/token", "/oauth2/userinfo", "/oauth2/revoke")
+
+    def __init__(self, app: ASGIApp, /, **options: Any) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(app, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _api_path(scope["path"], self.PATHS):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def _api_path(path: str, prefixes: Sequence[str]) -> bool:
+    return any(path == p or (p.endswith("/") and path.startswith(p)) for p in prefixes)

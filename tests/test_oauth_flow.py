@@ -8,10 +8,11 @@ import pytest
 
 from identity.container import Container
 from tests.admin_helpers import make_admin
-from tests.conftest import GraphQLClient, row_counts, scalar, signed_up
+from tests.conftest import PASSWORD, GraphQLClient, row_counts, scalar, signed_up
 from tests.oauth_helpers import (
     REDIRECT,
     authorize,
+    code_of,
     create_client,
     exchange,
     pkce,
@@ -157,6 +158,39 @@ async def test_consent_is_remembered_and_revocation_ends_grants(
     assert result["data"]["revokeConsent"]["__typename"] == "NotFound"
     needs = await authorize(client, app["clientId"], challenge2, prompt="none")
     assert "error=consent_required" in needs.headers["location"]
+
+
+async def test_revoke_consent_ends_a_first_party_clients_grants(
+    client: httpx.AsyncClient, gql: GraphQLClient, container: Container
+) -> None:
+    """A first-party client asks for no consent, but the user can still take its grants back."""
+    admin = await make_admin(container, gql)
+    app, secret = await create_client(gql, admin, isFirstParty=True)
+    user = await signed_up(gql)
+    forget = """mutation($c: String!) { revokeConsent(clientId: $c) {
+      __typename ... on RevokeConsentSuccess { message } ... on NotFound { message } } }"""
+    before = await row_counts(container)
+    nothing = await gql(forget, {"c": app["clientId"]}, token=user.access_token)
+    assert nothing["data"]["revokeConsent"]["__typename"] == "NotFound"
+    assert "holds no sign-in of yours" in nothing["data"]["revokeConsent"]["message"]
+    assert await row_counts(container) == before
+
+    verifier, challenge = pkce()
+    page = await authorize(client, app["clientId"], challenge)
+    code = code_of(await submit(client, page, email="ann@example.com", password=PASSWORD))
+    body = (await exchange(client, app["clientId"], secret, code, verifier)).json()
+    result = await gql(forget, {"c": app["clientId"]}, token=user.access_token)
+    assert result["data"]["revokeConsent"]["__typename"] == "RevokeConsentSuccess"
+    refreshed = await client.post(
+        "/oauth2/token",
+        data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]},
+        auth=(app["clientId"], secret),
+    )
+    assert refreshed.json()["error"] == "invalid_grant"
+    again = await gql(forget, {"c": app["clientId"]}, token=user.access_token)
+    assert again["data"]["revokeConsent"]["__typename"] == "NotFound"
+    audited = "SELECT count(*) FROM audit_events WHERE action = 'oauth.consent_revoked'"
+    assert await scalar(container, audited) == 1
 
 
 async def test_client_credentials(

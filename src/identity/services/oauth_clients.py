@@ -43,6 +43,9 @@ class ClientChanges:
     allowed_scopes: Maybe[list[str]] = UNSET
 
 
+_NO_CONSENT = "You have not given this client consent, and it holds no sign-in of yours."
+
+
 class OAuthClients:
     def __init__(self, rt: Runtime, datakeys: DataKeys) -> None:
         self.rt = rt
@@ -172,15 +175,19 @@ class OAuthClients:
         await uow.commit()
 
     async def revoke_consent(self, uow: UnitOfWork, principal: Principal, client_id: str) -> int:
-        """Forget the user's consent to a client and end its grants; how many ended."""
+        """Forget the user's consent to a client and end its grants; how many ended.
+
+        A first-party client is never given consent (it asks for none), but its grants end
+        alike: the user can always take back what an app holds.
+        """
         client = await self.find(uow, client_id)
-        forgotten = client is not None and await uow.oauth_clients.forget_consent(
-            principal.user_id, client.id
-        )
-        if client is None or not forgotten:
-            raise NotFound("You have not given this client consent.")
+        if client is None:
+            raise NotFound(_NO_CONSENT)
+        forgotten = await uow.oauth_clients.forget_consent(principal.user_id, client.id)
         now = self.rt.clock.now()
         ended = await uow.oauth_clients.revoke_grants(principal.user_id, client.id, now, "consent")
+        if not forgotten and not ended:
+            raise NotFound(_NO_CONSENT)
         events.sessions_ended(uow.events, principal.user_id, ended, "consent")
         uow.audit.record(
             "oauth.consent_revoked",

@@ -14,6 +14,7 @@ import httpx
 import jwt
 import pytest
 from sqlalchemy import text
+from starlette.applications import Starlette
 
 from identity.clock import FrozenClock
 from identity.container import Container
@@ -29,7 +30,7 @@ from tests.oauth_helpers import (
     pkce,
     submit,
 )
-from tests.passkey_helpers import add_passkey
+from tests.passkey_helpers import add_passkey, finish_login, start_login
 from tests.webauthn_authenticator import SoftAuthenticator, b64
 
 SESSION_COOKIE = "identity-session"  # plain-http development: no __Host- prefix
@@ -123,7 +124,9 @@ async def _tampered(page: httpx.Response, fields: dict[str, str], **_: Any) -> N
     fields["challenge_token"] = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
 
 
-async def _expired(page: httpx.Response, fields: dict[str, str], clock: FrozenClock) -> None:
+async def _expired(
+    page: httpx.Response, fields: dict[str, str], clock: FrozenClock, **_: Any
+) -> None:
     clock.advance(301)
 
 
@@ -131,10 +134,65 @@ async def _no_csrf(page: httpx.Response, fields: dict[str, str], **_: Any) -> No
     del fields["csrf"]
 
 
+def _answer_with(fields: dict[str, str], started: dict[str, Any], credential: Any) -> None:
+    fields["challenge_token"] = started["challenge_token"]
+    fields["credential"] = json.dumps(credential)
+
+
+async def _graphql_challenge(
+    page: httpx.Response,
+    fields: dict[str, str],
+    *,
+    gql: GraphQLClient,
+    authenticator: SoftAuthenticator,
+    **_: Any,
+) -> None:
+    """startPasskeyLogin's challenge, answered rightly, sent to the page."""
+    started = await start_login(gql)
+    credential = authenticator.get(started["options"])
+    _answer_with(fields, {"challenge_token": started["challengeToken"]}, credential)
+
+
+async def _other_request(
+    page: httpx.Response,
+    fields: dict[str, str],
+    *,
+    http: httpx.AsyncClient,
+    client_id: str,
+    authenticator: SoftAuthenticator,
+    **_: Any,
+) -> None:
+    """The challenge of another authorization request in the same browser."""
+    other = await authorize(http, client_id, pkce()[1])
+    started = (await options_for(http, other)).json()
+    _answer_with(fields, started, authenticator.get(started["options"]))
+
+
+async def _other_browser(
+    page: httpx.Response,
+    fields: dict[str, str],
+    *,
+    asgi: Starlette,
+    authenticator: SoftAuthenticator,
+    **_: Any,
+) -> None:
+    """A challenge asked for in another browser (its own CSRF cookie), for this request."""
+    transport = httpx.ASGITransport(app=asgi)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as other:
+        await other.get("/oauth2/authorize?client_id=none")  # a CSRF cookie of its own
+        mine = {**form_fields(page.text, 1), "step": "passkey_options"}
+        mine["csrf"] = other.cookies["identity-csrf"]
+        started = (await other.post("/oauth2/authorize", data=mine)).json()
+    _answer_with(fields, started, authenticator.get(started["options"]))
+
+
 Spoil = Callable[..., Awaitable[None]]
 CASES: dict[str, tuple[Spoil | None, dict[str, Any], int, str]] = {
-    "tampered challenge": (_tampered, {}, 400, "took too long"),
-    "expired challenge": (_expired, {}, 400, "took too long"),
+    "tampered challenge": (_tampered, {}, 400, "has expired"),
+    "expired challenge": (_expired, {}, 400, "has expired"),
+    "challenge of startPasskeyLogin": (_graphql_challenge, {}, 400, "has expired"),
+    "challenge of another request": (_other_request, {}, 400, "has expired"),
+    "challenge of another browser": (_other_browser, {}, 400, "has expired"),
     "missing CSRF value": (_no_csrf, {}, 403, "The form expired"),
     "credential of another relying party": (None, {"rp_id": "evil.example"}, 400, "could not"),
     "disabled user": (None, {}, 400, "account is disabled"),
@@ -147,12 +205,13 @@ async def test_a_refused_passkey_sign_in_writes_no_session(
     gql: GraphQLClient,
     container: Container,
     clock: FrozenClock,
+    app: Starlette,
     case: str,
 ) -> None:
     spoil, answer, status, words = CASES[case]
     authenticator = SoftAuthenticator()
     admin = await make_admin(container, gql)
-    app, _ = await create_client(gql, admin)
+    rp, _ = await create_client(gql, admin)
     await passkey_user(gql, container, authenticator)
     if case == "disabled user":
         async with container.writes() as db:
@@ -160,7 +219,7 @@ async def test_a_refused_passkey_sign_in_writes_no_session(
                 text("UPDATE users SET is_active = false WHERE email = 'ann@example.com'")
             )
             await db.commit()
-    page = await authorize(client, app["clientId"], pkce()[1])
+    page = await authorize(client, rp["clientId"], pkce()[1])
     started = (await options_for(client, page)).json()
     fields = {
         **form_fields(page.text, 1),
@@ -168,7 +227,16 @@ async def test_a_refused_passkey_sign_in_writes_no_session(
         "credential": json.dumps(authenticator.get(started["options"], **answer)),
     }
     if spoil is not None:
-        await spoil(page, fields, clock=clock)
+        await spoil(
+            page,
+            fields,
+            clock=clock,
+            gql=gql,
+            http=client,
+            client_id=rp["clientId"],
+            authenticator=authenticator,
+            asgi=app,
+        )
     # Besides the audit entry, only the challenge's one answer is used up (the row deleted).
     kept = ("audit_events", "challenges")
     before = await row_counts(container, ignore=kept)
@@ -207,10 +275,23 @@ async def test_the_passkey_as_the_second_factor_on_the_hosted_page(
     again = await client.post("/oauth2/authorize", data={**mfa_form, "passkey": json.dumps(wrong)})
     assert again.status_code == 400
     assert "could not be verified" in again.text
-    assert page_options(again)["challenge"] == options["challenge"]
+    renewed = page_options(again)
+    assert renewed["challenge"] != options["challenge"]  # a new challenge per page shown
     assert form_fields(again.text, 1)["mfa_token"] == mfa_form["mfa_token"]
 
-    right = authenticator.get(options, passkey=authenticator.passkeys[0])
+    # A right answer to the page shown first is void now: refused, nothing written.
+    stale = authenticator.get(options, passkey=authenticator.passkeys[0])
+    before = await row_counts(container, ignore=("audit_events", "challenges"))
+    refused = await client.post(
+        "/oauth2/authorize", data={**mfa_form, "passkey": json.dumps(stale)}
+    )
+    assert refused.status_code == 400
+    assert "could not be verified" in refused.text
+    assert SESSION_COOKIE not in refused.headers.get("set-cookie", "")
+    assert await row_counts(container, ignore=("audit_events", "challenges")) == before
+
+    again = refused
+    right = authenticator.get(page_options(again), passkey=authenticator.passkeys[0])
     done = await client.post(
         "/oauth2/authorize", data={**form_fields(again.text, 1), "passkey": json.dumps(right)}
     )
@@ -230,10 +311,11 @@ async def test_hosted_passkey_sign_ins_are_limited_as_start_passkey_login_is(
     app, _ = await create_client(gql, admin)
     await passkey_user(gql, container, authenticator)
     page = await authorize(client, app["clientId"], pkce()[1])
-    # The options count once and the answer once, per client address, as in GraphQL.
-    signed_in = await with_passkey(client, page, authenticator)  # options 1, answer 2
+    # The options count, per client address, as in GraphQL; each takes one answer.
+    signed_in = await with_passkey(client, page, authenticator)  # 1
     assert "would like to" in signed_in.text
     page = await authorize(client, app["clientId"], pkce()[1], prompt="login")
+    assert (await options_for(client, page)).status_code == 200  # 2
     answer = await options_for(client, page)
     assert answer.status_code == 429
     assert int(answer.headers["retry-after"]) > 0
@@ -257,3 +339,62 @@ async def test_no_passkey_button_where_the_pages_origin_cannot_use_passkeys(
     assert 'name="password"' in page.text
     assert 'id="passkey"' not in page.text
     assert "sign-in.js" not in page.text
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"webauthn_rp_id": "localhost", "webauthn_origins": ["http://localhost:3000"]}],
+)
+async def test_passkey_steps_are_refused_where_the_pages_cannot_use_passkeys(
+    client: httpx.AsyncClient, gql: GraphQLClient, container: Container
+) -> None:
+    """Passkeys for an app elsewhere only: whatever is posted, the pages take no passkey."""
+    authenticator = SoftAuthenticator(origin="http://localhost:3000")
+    admin = await make_admin(container, gql)
+    app, _ = await create_client(gql, admin, isFirstParty=True)
+    await passkey_user(gql, container, authenticator)
+    page = await authorize(client, app["clientId"], pkce()[1])
+    fields = {**form_fields(page.text, 0), "challenge_token": "x", "credential": "{}"}
+    kept = ("audit_events",)
+    before = await row_counts(container, ignore=kept)
+    options = await client.post("/oauth2/authorize", data={**fields, "step": "passkey_options"})
+    assert options.status_code == 404
+    assert options.json() == {"error": "Passkeys are not offered on this page."}
+    answer = await client.post("/oauth2/authorize", data={**fields, "step": "passkey"})
+    assert answer.status_code == 404
+    assert "Passkeys are not offered on this page." in answer.text
+    assert await row_counts(container, ignore=kept) == before
+
+    # The second step after the password offers no passkey, and takes none: not even a
+    # right answer (from the app's origin) over the mfaToken's challenge.
+    step = await submit(client, page, email="ann@example.com", password=PASSWORD)
+    assert 'id="passkey"' not in step.text
+    mfa_form = form_fields(step.text, 0)
+    async with container.writes() as db:
+        data = (await db.execute(text("SELECT data FROM challenges WHERE purpose = 'mfa'"))).one()
+    stored = data[0] if isinstance(data[0], dict) else json.loads(data[0])
+    right = authenticator.get({"challenge": stored["webauthn"], "rpId": "localhost"})
+    before = await row_counts(container, ignore=kept)
+    refused = await client.post(
+        "/oauth2/authorize", data={**mfa_form, "passkey": json.dumps(right)}
+    )
+    assert refused.status_code == 400
+    assert "Give exactly one of" in refused.text
+    assert SESSION_COOKIE not in refused.headers.get("set-cookie", "")
+    assert await row_counts(container, ignore=kept) == before
+
+
+async def test_a_hosted_passkey_challenge_is_not_finish_passkey_logins(
+    client: httpx.AsyncClient, gql: GraphQLClient, container: Container
+) -> None:
+    authenticator = SoftAuthenticator()
+    admin = await make_admin(container, gql)
+    app, _ = await create_client(gql, admin)
+    user = await passkey_user(gql, container, authenticator)
+    page = await authorize(client, app["clientId"], pkce()[1])
+    started = (await options_for(client, page)).json()
+    credential = authenticator.get(started["options"])
+    sessions = await live_sessions(container, user.user_id)
+    finished = await finish_login(gql, started["challenge_token"], credential)
+    assert finished["__typename"] == "InvalidToken"
+    assert await live_sessions(container, user.user_id) == sessions

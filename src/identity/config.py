@@ -218,7 +218,7 @@ class Settings(BaseSettings):
     )
     rate_limit_passkey_address: str = Field(
         default="60/minute;600/hour",
-        description="Passkey sign-ins (starts and answers) per client address.",
+        description="Passkey sign-in challenges (each takes one answer) per client address.",
     )
     rate_limit_passkey_credential: str = Field(
         default="10/minute;100/hour",

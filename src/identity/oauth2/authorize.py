@@ -4,8 +4,11 @@ A form of a hosted page carries the request's token and a CSRF value that must e
 CSRF cookie (double submit; the cookie is SameSite=Lax and __Host- where https, so another
 site can neither send nor set it). The passkey button's script posts the same way, for the
 options of a passkey sign-in (step=passkey_options, answered in JSON), then sends the form
-with the browser's answer (step=passkey); the second-factor page carries its mfaToken's
-options and sends the answer as step=mfa.
+with the browser's answer (step=passkey). That challenge is bound to the authorization
+request and to the browser's CSRF value: it serves no other page, browser or GraphQL's
+finishPasskeyLogin. The second-factor page carries passkey options of its mfaToken (a new
+WebAuthn challenge each time the page is shown) and sends the answer as step=mfa. Where the
+pages' origin cannot use passkeys, the passkey steps are refused, whatever is posted.
 """
 
 from __future__ import annotations
@@ -52,8 +55,9 @@ from identity.services.oauth_common import (
 from identity.services.uow import UnitOfWork
 
 _EXPIRED = "This sign-in took too long or was already used. Go back to the app and start again."
-_PASSKEY_EXPIRED = "The passkey sign-in took too long. Try again."
+_PASSKEY_EXPIRED = "This passkey sign-in has expired or was started on another page. Try again."
 _FORM_EXPIRED = "The form expired. Go back to the app and start again."
+_NO_PASSKEYS = "Passkeys are not offered on this page."
 
 
 class AuthorizeEndpoint:
@@ -102,11 +106,15 @@ class AuthorizeEndpoint:
             if step == "passkey_options":
                 return JSONResponse({"error": _FORM_EXPIRED}, 403, _NO_STORE)
             return self._error(_FORM_EXPIRED, 403)
+        if step in ("passkey_options", "passkey") and not self.passkeys:
+            if step == "passkey_options":
+                return JSONResponse({"error": _NO_PASSKEYS}, 404, _NO_STORE)
+            return self._error(_NO_PASSKEYS, 404)
         async with self.container.unit_of_work(peer(request)) as uow:
             try:
                 pending = await self.service.resume(uow, fields.get("request", ""))
                 if step == "passkey_options":
-                    return await self._passkey_options(request, uow)
+                    return await self._passkey_options(request, uow, _binding(pending, csrf))
                 if step in ("password", "mfa", "passkey"):
                     return await self._sign_in(request, uow, pending, fields, csrf)
                 hosted = await self._hosted(request, uow)
@@ -120,10 +128,12 @@ class AuthorizeEndpoint:
                 return self._error(_EXPIRED, 400)
             return self._answer(outcome, csrf, hosted, status=303)
 
-    async def _passkey_options(self, request: Request, uow: UnitOfWork) -> Response:
-        """A passkey sign-in's challenge, as startPasskeyLogin gives it (and limited alike)."""
+    async def _passkey_options(self, request: Request, uow: UnitOfWork, binding: str) -> Response:
+        """A passkey sign-in's challenge, limited as startPasskeyLogin's, for this page."""
         try:
-            started = await self.container.passkeys.start_login(uow, peer(request))
+            started = await self.container.passkeys.start_login(
+                uow, peer(request), bound_to=binding
+            )
         except RateLimited as exc:
             error = {"error": f"{exc.message} ({exc.retry_after} s)"}
             return JSONResponse(error, 429, {**_NO_STORE, "Retry-After": str(exc.retry_after)})
@@ -150,12 +160,18 @@ class AuthorizeEndpoint:
                 )
             elif step == "passkey":
                 result = await self.container.passkeys.finish_login(
-                    uow, fields.get("challenge_token", ""), fields.get("credential", ""), client
+                    uow,
+                    fields.get("challenge_token", ""),
+                    fields.get("credential", ""),
+                    client,
+                    bound_to=_binding(pending, csrf),
                 )
             else:
                 totp = fields.get("totp_code", "").strip() or None
                 recovery = None if totp else fields.get("recovery_code", "").strip() or None
-                passkey = None if totp or recovery else fields.get("passkey") or None
+                passkey = None
+                if self.passkeys and not (totp or recovery):
+                    passkey = fields.get("passkey") or None
                 result = await self.container.second_step.verify(
                     uow,
                     fields.get("mfa_token", ""),
@@ -213,7 +229,7 @@ class AuthorizeEndpoint:
         if fields["step"] == "mfa":
             mfa_token = fields.get("mfa_token", "")
             options = None
-            if self.passkeys:
+            if self.passkeys:  # over a new challenge: an answer to the last one is void
                 options = await self.container.second_step.passkey_options(uow, mfa_token)
             body = pages.second_factor(token, csrf, mfa_token, error, passkey_options=options)
             return self._page("Two-step verification", body, pending, status=400)
@@ -268,6 +284,11 @@ class AuthorizeEndpoint:
 
 
 _NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _binding(pending: Pending, csrf: str) -> str:
+    """What a hosted passkey challenge is bound to: this request, in this browser."""
+    return f"{pending.row_id}\0{csrf}"
 
 
 def _words(exc: Exception) -> str:

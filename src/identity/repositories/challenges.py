@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,6 +40,19 @@ class ChallengeRepository:
             Challenge.id == challenge_id,
             Challenge.used_at.is_(None),
             Challenge.expires_at > now,
+        )
+        return bool(await rowcount(self.db, stmt))
+
+    async def set_data(self, challenge_id: uuid.UUID, data: dict[str, Any], now: datetime) -> bool:
+        """Replace the data of a live challenge; False if it was spent or has expired."""
+        stmt = (
+            update(Challenge)
+            .where(
+                Challenge.id == challenge_id,
+                Challenge.used_at.is_(None),
+                Challenge.expires_at > now,
+            )
+            .values(data=data)
         )
         return bool(await rowcount(self.db, stmt))
 

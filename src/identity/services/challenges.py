@@ -25,6 +25,7 @@ MFA = "mfa"  # the second step of a sign-in
 TOTP_ENROLLMENT = "totp-enrollment"
 PASSKEY_REGISTRATION = "passkey-registration"
 PASSKEY_LOGIN = "passkey-login"
+HOSTED_PASSKEY = "hosted-passkey"  # the hosted sign-in page's, bound to its request and form
 EXTERNAL_STATE = "external-state"  # a sign-in at another provider, under way
 EXTERNAL_SIGN_IN = "external-sign-in"  # its one-time code, for finishExternalLogin
 EXTERNAL_LINK = "external-link"  # the code of a link start, for linkExternalAccount
@@ -36,6 +37,7 @@ LIFETIMES = {
     TOTP_ENROLLMENT: timedelta(minutes=10),
     PASSKEY_REGISTRATION: timedelta(minutes=5),
     PASSKEY_LOGIN: timedelta(minutes=5),
+    HOSTED_PASSKEY: timedelta(minutes=5),
     EXTERNAL_STATE: timedelta(minutes=10),  # the person may have to sign in over there
     EXTERNAL_SIGN_IN: timedelta(minutes=5),
     EXTERNAL_LINK: timedelta(minutes=5),
@@ -121,6 +123,13 @@ class Challenges:
     async def spend(self, uow: UnitOfWork, row: Challenge) -> None:
         """Use it up (it is deleted); InvalidToken if another request just did."""
         if not await uow.challenges.use(row.id, self.rt.clock.now()):
+            raise InvalidToken()
+
+    async def renew(self, uow: UnitOfWork, row: Challenge, **data: Any) -> None:
+        """Replace some of a live challenge's data (a passkey's WebAuthn challenge, for a
+        page shown again); InvalidToken if it was spent or expired meanwhile."""
+        merged = {**row.data, **data}
+        if not await uow.challenges.set_data(row.id, merged, self.rt.clock.now()):
             raise InvalidToken()
 
     async def failed(self, uow: UnitOfWork, row: Challenge) -> None:

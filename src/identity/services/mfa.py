@@ -117,17 +117,22 @@ class SecondStep:
         return await self.auth.start_session(uow, user, client, assurance=assurance, roles=roles)
 
     async def passkey_options(self, uow: UnitOfWork, mfa_token: str) -> dict[str, Any] | None:
-        """The passkey request options of a live mfaToken again (a page shown once more
-        after a wrong answer), over its own challenge; None when it offers no passkey."""
+        """Passkey request options of a live mfaToken for a page shown again (after a wrong
+        or refused answer), over a new WebAuthn challenge that replaces the token's: an
+        answer to the old one, counted or not, is void. None when it offers no passkey.
+        Commits."""
         try:
             row, user = await self.challenges.open(uow, mfa_token, MFA)
+            if user is None or "webauthn" not in row.data:
+                return None
+            challenge = webauthn.new_challenge()
+            options = await self.auth.passkey_options(uow, user.id, challenge)
+            if options is not None:
+                await self.challenges.renew(uow, row, webauthn=webauthn.encode(challenge))
+                await uow.commit()
         except InvalidToken:
             return None
-        if user is None or "webauthn" not in row.data:
-            return None
-        return await self.auth.passkey_options(
-            uow, user.id, base64url_to_bytes(row.data["webauthn"])
-        )
+        return options
 
     async def _passkey(
         self,

@@ -3,13 +3,15 @@
 A passkey is a factor like an authenticator app: the first turns MFA on (services.factors
 does that part for both). Signing in with a passkey needs no password and counts as two
 factors (`hwk` and `user`, aal 2): the authenticator verified the user. Such sign-ins are
-limited per client address and per credential, and have nothing to do with the password
-lock-out, in either direction. The passkey as a second step after a password is in
-services.mfa.
+limited per client address (the challenges asked for) and per credential, and have nothing
+to do with the password lock-out, in either direction. The passkey as a second step after a
+password is in services.mfa.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -22,7 +24,12 @@ from identity.db.models import Challenge, Factor, User
 from identity.security import webauthn
 from identity.security.webauthn import Credential, Refused, RelyingParty
 from identity.services.auth import Auth, AuthResult
-from identity.services.challenges import PASSKEY_LOGIN, PASSKEY_REGISTRATION, Challenges
+from identity.services.challenges import (
+    HOSTED_PASSKEY,
+    PASSKEY_LOGIN,
+    PASSKEY_REGISTRATION,
+    Challenges,
+)
 from identity.services.errors import (
     AccountDisabled,
     EmailNotVerified,
@@ -173,29 +180,49 @@ class Passkeys:
 
     # Signing in with a passkey alone -----------------------------------------------------
 
-    async def start_login(self, uow: UnitOfWork, client: ClientInfo) -> Started:
-        """Options for a discoverable credential: no user yet, the browser offers them."""
+    async def start_login(
+        self, uow: UnitOfWork, client: ClientInfo, *, bound_to: str | None = None
+    ) -> Started:
+        """Options for a discoverable credential: no user yet, the browser offers them.
+
+        Limited per client address here only: each challenge takes one answer, so the
+        answers are limited with it. `bound_to` (the hosted page's request and form) makes
+        a challenge that only an answer sent with the same binding can use, and that
+        finishPasskeyLogin does not take (nor the page a GraphQL one).
+        """
         rp = self.rp
         await self.throttle.per_address(self.throttle.passkey_address, client)
         challenge = webauthn.new_challenge()
-        issued = await self.challenges.issue(
-            uow, PASSKEY_LOGIN, None, data={"webauthn": webauthn.encode(challenge)}
-        )
+        data = {"webauthn": webauthn.encode(challenge)}
+        if bound_to is not None:
+            data["bound_to"] = _digest(bound_to)
+        purpose = PASSKEY_LOGIN if bound_to is None else HOSTED_PASSKEY
+        issued = await self.challenges.issue(uow, purpose, None, data=data)
         await uow.commit()
         return Started(
             token=issued.token, options=rp.request_options(challenge=challenge, allow=[])
         )
 
     async def finish_login(
-        self, uow: UnitOfWork, token: str, credential: object, client: ClientInfo
+        self,
+        uow: UnitOfWork,
+        token: str,
+        credential: object,
+        client: ClientInfo,
+        *,
+        bound_to: str | None = None,
     ) -> AuthResult:
         rp = self.rp
         check = Checker()
         assertion = passkey_assertion(check, credential, "credential")
         check.done()
         assert assertion is not None
-        await self.throttle.per_address(self.throttle.passkey_address, client)
-        row, _ = await self.challenges.open(uow, token, PASSKEY_LOGIN)
+        purpose = PASSKEY_LOGIN if bound_to is None else HOSTED_PASSKEY
+        row, _ = await self.challenges.open(uow, token, purpose)
+        if bound_to is not None and not hmac.compare_digest(
+            row.data.get("bound_to", ""), _digest(bound_to)
+        ):
+            raise InvalidToken()  # another page's, or another browser's
         # Spent by the first answer, right or wrong: a sign-in challenge is cheap to ask for.
         await self.challenges.spend(uow, row)
         await uow.commit()
@@ -252,6 +279,10 @@ class Passkeys:
             uow.audit.record("auth.login_failed", subject=subject, **details)
         await uow.commit()
         raise error or InvalidCredentials(NOT_ACCEPTED)
+
+
+def _digest(binding: str) -> str:
+    return hashlib.sha256(binding.encode()).hexdigest()
 
 
 def passkey_assertion(

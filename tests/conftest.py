@@ -54,6 +54,7 @@ GENEROUS_LIMITS = (
     "mfa_account",
     "passkey_address",
     "passkey_credential",
+    "external_address",
 )
 
 _postgres_problem: str | None = None

@@ -77,6 +77,24 @@ async def test_an_unreachable_provider_is_a_clean_error(
     assert await scalar(container, "SELECT count(*) FROM challenges") == 0
 
 
+@pytest.mark.parametrize(
+    "settings_overrides", [{**OVERRIDES, "rate_limit_external_address": "2/minute"}]
+)
+async def test_starts_are_limited_per_client_address(
+    gql: GraphQLClient, provider: FakeProvider, container: Container
+) -> None:
+    for _ in range(2):
+        await authorization_url(gql)
+    states = await scalar(container, "SELECT count(*) FROM challenges")
+    asked = len(provider.requests)
+    limited = await start(gql, new_verifier())
+    assert limited["__typename"] == "RateLimited"
+    assert "Too many" in limited["message"]
+    # Neither a state written nor the provider asked.
+    assert await scalar(container, "SELECT count(*) FROM challenges") == states == 2
+    assert len(provider.requests) == asked
+
+
 async def test_the_authorization_request_carries_pkce_state_and_nonce(
     gql: GraphQLClient, provider: FakeProvider
 ) -> None:

@@ -69,6 +69,7 @@ const START_EXTERNAL = /* GraphQL */ `
       __typename
       ... on StartExternalLoginSuccess { authorizationUrl }
       ... on ValidationError { message fields { field code message } }
+      ... on RateLimited { message retryAfter }
       ... on Error { message }
     }
   }`;

@@ -224,6 +224,11 @@ class Settings(BaseSettings):
         default="10/minute;100/hour",
         description="Passkey sign-in answers per credential.",
     )
+    rate_limit_external_address: str = Field(
+        default="30/minute;300/hour",
+        description="Sign-ins (and links) started at another provider per client address: "
+        "each writes a state that lives ten minutes.",
+    )
 
     # Sign-in with other providers
     oidc_providers: list[OidcProviderSettings] = Field(
@@ -380,6 +385,7 @@ class Settings(BaseSettings):
         "rate_limit_mfa_account",
         "rate_limit_passkey_address",
         "rate_limit_passkey_credential",
+        "rate_limit_external_address",
     )
     @classmethod
     def _rate_limits(cls, value: str) -> str:

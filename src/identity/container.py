@@ -191,7 +191,7 @@ class Container:
             webhook_channel=webhook_channel,
             mail_wakeup=mail_wakeup,
             providers=providers,
-            external_login=ExternalLogin(runtime, providers, challenges, reauth),
+            external_login=ExternalLogin(runtime, providers, challenges, reauth, throttle),
             external_accounts=ExternalAccounts(
                 runtime, providers, auth, challenges, tokens, throttle
             ),

@@ -435,6 +435,8 @@ export function startProviderSignInOutcome(
       return invalidInput(result);
     case "InvalidCredentials": // a link start: the password, or a recent sign-in, is needed
       return rejected(result, "currentPassword");
+    case "RateLimited":
+      return tooManyAttempts(result);
     default:
       return assertNever(result);
   }

@@ -48,6 +48,7 @@ from identity.services.errors import (
 from identity.services.principal import Principal
 from identity.services.reauth import SIGN_IN_AGAIN, Reauthentication
 from identity.services.runtime import Runtime
+from identity.services.throttle import Throttle
 from identity.services.uow import UnitOfWork
 from identity.services.validation import Checker
 
@@ -113,11 +114,13 @@ class ExternalLogin:
         providers: ExternalProviders,
         challenges: Challenges,
         reauth: Reauthentication,
+        throttle: Throttle,
     ) -> None:
         self.rt = rt
         self.providers = providers
         self.challenges = challenges
         self.reauth = reauth
+        self.throttle = throttle
 
     async def start(
         self,
@@ -145,6 +148,8 @@ class ExternalLogin:
             )
         check.done()
         assert client is not None
+        # Counted before the provider is asked or a state is written (each lives ten minutes).
+        await self.throttle.per_address(self.throttle.external_address, uow.client)
         try:
             metadata = await client.metadata()  # before any transaction: it may take a while
         except ProviderError as exc:

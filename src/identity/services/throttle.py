@@ -41,6 +41,7 @@ class Throttle:
         self.passkey_credential = Rule.parse(
             "passkey-credential", settings.rate_limit_passkey_credential
         )
+        self.external_address = Rule.parse("external-address", settings.rate_limit_external_address)
 
     async def count(self, rule: Rule, key: str | None) -> None:
         """Count one attempt against `rule`; RateLimited when it is used up."""

@@ -73,7 +73,7 @@ class UnlinkExternalAccountSuccess:
 
 
 StartExternalLoginResult = Annotated[
-    StartExternalLoginSuccess | ValidationError | InvalidCredentials,
+    StartExternalLoginSuccess | ValidationError | InvalidCredentials | RateLimited,
     strawberry.union("StartExternalLoginResult"),
 ]
 FinishExternalLoginResult = Annotated[

@@ -263,7 +263,10 @@ async def test_the_passkey_as_the_second_factor_on_the_hosted_page(
     verifier, challenge = pkce()
     page = await authorize(client, app["clientId"], challenge, acr_values="aal2")
     step = await submit(client, page, email="ann@example.com", password=PASSWORD)
-    assert "authenticator app" in step.text
+    # A passkey and recovery codes, no app: the page asks for no app's code.
+    assert "Use your passkey, or enter one of your recovery codes." in step.text
+    assert 'name="totp_code"' not in step.text
+    assert 'name="recovery_code"' in step.text
     assert '<section id="passkey" hidden>' in step.text
     options = page_options(step)
     assert [c["id"] for c in options["allowCredentials"]] == [b64(credential_id)]
@@ -278,6 +281,7 @@ async def test_the_passkey_as_the_second_factor_on_the_hosted_page(
     renewed = page_options(again)
     assert renewed["challenge"] != options["challenge"]  # a new challenge per page shown
     assert form_fields(again.text, 1)["mfa_token"] == mfa_form["mfa_token"]
+    assert 'name="totp_code"' not in again.text  # shown again, still no app's code
 
     # A right answer to the page shown first is void now: refused, nothing written.
     stale = authenticator.get(options, passkey=authenticator.passkeys[0])
@@ -322,7 +326,7 @@ async def test_hosted_passkey_sign_ins_are_limited_as_start_passkey_login_is(
     assert "error" in answer.json()
     # The password form is not limited by it.
     signed = await submit(client, page, email="ann@example.com", password=PASSWORD)
-    assert "authenticator app" in signed.text  # MFA is on: the second step
+    assert "Use your passkey" in signed.text  # MFA is on: the second step
 
 
 # Passkeys for an app elsewhere only: identity's own pages are not among their origins.
@@ -369,6 +373,7 @@ async def test_passkey_steps_are_refused_where_the_pages_cannot_use_passkeys(
     # right answer (from the app's origin) over the mfaToken's challenge.
     step = await submit(client, page, email="ann@example.com", password=PASSWORD)
     assert 'id="passkey"' not in step.text
+    assert "Enter one of your recovery codes." in step.text
     mfa_form = form_fields(step.text, 0)
     async with container.writes() as db:
         data = (await db.execute(text("SELECT data FROM challenges WHERE purpose = 'mfa'"))).one()

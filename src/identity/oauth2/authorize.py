@@ -193,7 +193,13 @@ class AuthorizeEndpoint:
             return self._error(_EXPIRED, 400)
         if isinstance(result, MfaPending):
             options = result.passkey_options if self.passkeys else None
-            body = pages.second_factor(token, csrf, result.mfa_token, passkey_options=options)
+            body = pages.second_factor(
+                token,
+                csrf,
+                result.mfa_token,
+                totp="TOTP" in result.methods,
+                passkey_options=options,
+            )
             return self._page("Two-step verification", body, pending)
         return await self._signed_in(request, uow, pending, result, csrf)
 
@@ -228,10 +234,13 @@ class AuthorizeEndpoint:
             return self._error(_EXPIRED, 400)
         if fields["step"] == "mfa":
             mfa_token = fields.get("mfa_token", "")
-            options = None
-            if self.passkeys:  # over a new challenge: an answer to the last one is void
-                options = await self.container.second_step.passkey_options(uow, mfa_token)
-            body = pages.second_factor(token, csrf, mfa_token, error, passkey_options=options)
+            # A passkey over a new challenge: an answer to the last one is void.
+            totp, options = await self.container.second_step.offer(
+                uow, mfa_token, passkeys=self.passkeys
+            )
+            body = pages.second_factor(
+                token, csrf, mfa_token, error, totp=totp, passkey_options=options
+            )
             return self._page("Two-step verification", body, pending, status=400)
         email = fields.get("email", "")
         body = pages.sign_in(pending.client, token, csrf, email, error, passkeys=self.passkeys)

@@ -108,18 +108,25 @@ def second_factor(
     mfa_token: str,
     error: str | None = None,
     *,
+    totp: bool = True,
     passkey_options: dict[str, Any] | None = None,
 ) -> str:
-    """The code form; with `passkey_options` (the mfaToken's), a passkey button too."""
+    """The code form (an app's code where the user has an app, a recovery code always);
+    with `passkey_options` (the mfaToken's), a passkey button too."""
+    passkey = passkey_options is not None
+    code = (
+        '<label>Code from your app <input name="totp_code" inputmode="numeric" '
+        'autocomplete="one-time-code" maxlength="12"></label>'
+        if totp
+        else ""
+    )
     return (
-        "<p>Enter the code from your authenticator app, or one of your recovery codes.</p>"
-        f"{_error(error)}"
+        f"<p>{_SECOND_FACTOR_WORDS[totp, passkey]}</p>{_error(error)}"
         '<form method="post" action="/oauth2/authorize">'
         + _hidden(request=request, csrf=csrf, step="mfa", mfa_token=mfa_token)
-        + '<label>Code from your app <input name="totp_code" inputmode="numeric" '
-        'autocomplete="one-time-code" maxlength="12"></label>'
-        '<label>Or a recovery code <input name="recovery_code" autocomplete="off" '
-        'maxlength="40"></label>'
+        + code
+        + f"<label>{'Or a recovery code' if totp else 'A recovery code'} "
+        '<input name="recovery_code" autocomplete="off" maxlength="40"></label>'
         '<button type="submit">Continue</button></form>'
         + (
             _passkey_form(
@@ -131,6 +138,15 @@ def second_factor(
             else ""
         )
     )
+
+
+_SECOND_FACTOR_WORDS = {  # (an app, a passkey offered)
+    (True, False): "Enter the code from your authenticator app, or one of your recovery codes.",
+    (True, True): "Enter the code from your authenticator app or one of your recovery codes, "
+    "or use your passkey.",
+    (False, True): "Use your passkey, or enter one of your recovery codes.",
+    (False, False): "Enter one of your recovery codes.",
+}
 
 
 def _passkey_form(label: str, fields: str, options: dict[str, Any] | None = None) -> str:

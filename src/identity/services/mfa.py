@@ -116,23 +116,31 @@ class SecondStep:
         assurance = Assurance.of([*row.data.get("amr", ["pwd"]), *proven])
         return await self.auth.start_session(uow, user, client, assurance=assurance, roles=roles)
 
-    async def passkey_options(self, uow: UnitOfWork, mfa_token: str) -> dict[str, Any] | None:
-        """Passkey request options of a live mfaToken for a page shown again (after a wrong
-        or refused answer), over a new WebAuthn challenge that replaces the token's: an
-        answer to the old one, counted or not, is void. None when it offers no passkey.
-        Commits."""
+    async def offer(
+        self, uow: UnitOfWork, mfa_token: str, *, passkeys: bool
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """For a page shown again (after a wrong or refused answer): whether the user has an
+        authenticator app, and, with `passkeys`, request options over a new WebAuthn
+        challenge that replaces the mfaToken's (an answer to the old one, counted or not, is
+        void; None when it offers no passkey). Commits. (True, None) for a token that is no
+        longer live: the page says so when it is sent."""
         try:
             row, user = await self.challenges.open(uow, mfa_token, MFA)
-            if user is None or "webauthn" not in row.data:
-                return None
-            challenge = webauthn.new_challenge()
-            options = await self.auth.passkey_options(uow, user.id, challenge)
-            if options is not None:
-                await self.challenges.renew(uow, row, webauthn=webauthn.encode(challenge))
-                await uow.commit()
         except InvalidToken:
-            return None
-        return options
+            return True, None
+        assert user is not None  # an mfaToken always has its user
+        totp = TOTP in await uow.factors.kinds(user.id)
+        if not passkeys or "webauthn" not in row.data:
+            return totp, None
+        challenge = webauthn.new_challenge()
+        options = await self.auth.passkey_options(uow, user.id, challenge)
+        if options is not None:
+            try:
+                await self.challenges.renew(uow, row, webauthn=webauthn.encode(challenge))
+            except InvalidToken:  # spent or expired meanwhile
+                return totp, None
+            await uow.commit()
+        return totp, options
 
     async def _passkey(
         self,

@@ -18,7 +18,7 @@ mutation($input: CreateOAuthClientInput!) {
   createOAuthClient(input: $input) {
     __typename
     ... on CreateOAuthClientSuccess {
-      client { id clientId name redirectUris isConfidential isFirstParty allowedScopes createdAt }
+      client { id clientId name redirectUris postLogoutRedirectUris isConfidential isFirstParty allowedScopes createdAt }
       clientSecret
     }
     ... on ValidationError { fields { field code message } }

@@ -228,3 +228,36 @@ async def test_external_accounts_upgrade_a_database_with_users(empty_database: s
         await engine.dispose()
     assert [tuple(u) for u in users] == [("old@example.com", "x")]
     assert linked == 0
+
+
+async def test_0010_keeps_where_registered_clients_return_after_logout(
+    empty_database: str,
+) -> None:
+    """0009 → 0010 with a client registered: its redirect URIs, which served as logout
+    targets until now, become its post-logout redirect URIs."""
+    from sqlalchemy import text
+
+    await asyncio.to_thread(migrate.upgrade, empty_database, "0009")
+    engine = create_async_engine(empty_database, poolclass=NullPool)
+    client_id = uuid.uuid4()
+    sqlite = empty_database.startswith("sqlite")
+    uris = ["https://wiki.example.com/callback", "https://wiki.example.com/other"]
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO oauth_clients (id, client_id, name, redirect_uris,"
+                    " is_confidential, is_first_party, allowed_scopes, created_at, updated_at)"
+                    " VALUES (:id, 'c1', 'Wiki', :uris, true, false, '[]',"
+                    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"id": client_id.hex if sqlite else str(client_id), "uris": json.dumps(uris)},
+            )
+        await asyncio.to_thread(migrate.upgrade, empty_database)
+        async with engine.connect() as connection:
+            kept = await connection.scalar(
+                text("SELECT post_logout_redirect_uris FROM oauth_clients")
+            )
+    finally:
+        await engine.dispose()
+    assert (json.loads(kept) if isinstance(kept, str) else kept) == uris

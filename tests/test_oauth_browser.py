@@ -98,7 +98,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]
         created = subprocess.run(
             [sys.executable, "-m", "identity", "clients", "create", "Example RP",
              "--redirect-uri", f"http://localhost:{rp_port}/callback",
-             "--redirect-uri", f"http://localhost:{rp_port}/signed-out"],
+             "--post-logout-redirect-uri", f"http://localhost:{rp_port}/signed-out"],
             env=env, cwd=folder, capture_output=True, text=True, timeout=60, check=True,
         )  # fmt: skip
         lines = dict(line.split(": ", 1) for line in created.stdout.splitlines())

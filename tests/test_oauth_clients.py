@@ -16,7 +16,7 @@ UPDATE = """
 mutation($id: ID!, $input: UpdateOAuthClientInput!) {
   updateOAuthClient(id: $id, input: $input) {
     __typename
-    ... on UpdateOAuthClientSuccess { client { name redirectUris allowedScopes } }
+    ... on UpdateOAuthClientSuccess { client { name redirectUris postLogoutRedirectUris allowedScopes } }
     ... on ValidationError { fields { field code } }
     ... on NotFound { message }
   }
@@ -65,10 +65,16 @@ async def test_create_list_rotate_delete(gql: GraphQLClient, container: Containe
     assert await container.oauth_clients.secret_matches(row, new_secret)
     assert not await container.oauth_clients.secret_matches(row, secret)
 
-    updated = await gql(
-        UPDATE, {"id": client["id"], "input": {"name": "Wiki"}}, token=admin.access_token
-    )
+    assert client["postLogoutRedirectUris"] == []  # none unless registered
+    out = "https://wiki.example.com/signed-out"
+    changes = {"name": "Wiki", "postLogoutRedirectUris": [out]}
+    updated = await gql(UPDATE, {"id": client["id"], "input": changes}, token=admin.access_token)
     assert updated["data"]["updateOAuthClient"]["client"]["name"] == "Wiki"
+    assert updated["data"]["updateOAuthClient"]["client"]["postLogoutRedirectUris"] == [out]
+    changed = await scalar(
+        container, "SELECT details FROM audit_events WHERE action = 'oauth.client_updated'"
+    )
+    assert "postLogoutRedirectUris" in str(changed)
 
     deleted = await gql(DELETE, {"id": client["id"]}, token=admin.access_token)
     assert deleted["data"]["deleteOAuthClient"]["__typename"] == "DeleteOAuthClientSuccess"
@@ -100,6 +106,12 @@ async def test_a_public_client_has_no_secret(gql: GraphQLClient, container: Cont
         ({"redirectUris": ["javascript:alert(1)"]}, "redirectUris", "invalid_url"),
         ({"redirectUris": [f"https://e.com/{i}" for i in range(11)]}, "redirectUris", "too_many"),
         ({"allowedScopes": ["Wiki Read"]}, "allowedScopes", "invalid_scope"),
+        ({"postLogoutRedirectUris": ["http://e.com/out"]}, "postLogoutRedirectUris", "invalid_url"),
+        (
+            {"postLogoutRedirectUris": [f"https://e.com/{i}" for i in range(11)]},
+            "postLogoutRedirectUris",
+            "too_many",
+        ),
     ],
 )
 async def test_bad_input_is_refused_and_nothing_written(

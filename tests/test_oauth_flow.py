@@ -179,6 +179,10 @@ async def test_revoke_consent_ends_a_first_party_clients_grants(
     page = await authorize(client, app["clientId"], challenge)
     code = code_of(await submit(client, page, email="ann@example.com", password=PASSWORD))
     body = (await exchange(client, app["clientId"], secret, code, verifier)).json()
+    # A code issued just before, not exchanged yet, must not become a grant afterwards.
+    later_verifier, later_challenge = pkce()
+    silent = await authorize(client, app["clientId"], later_challenge, prompt="none")
+    pending = code_of(silent)
     result = await gql(forget, {"c": app["clientId"]}, token=user.access_token)
     assert result["data"]["revokeConsent"]["__typename"] == "RevokeConsentSuccess"
     refreshed = await client.post(
@@ -187,6 +191,12 @@ async def test_revoke_consent_ends_a_first_party_clients_grants(
         auth=(app["clientId"], secret),
     )
     assert refreshed.json()["error"] == "invalid_grant"
+    userinfo = await client.get(
+        "/oauth2/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"}
+    )
+    assert userinfo.status_code == 401
+    late = await exchange(client, app["clientId"], secret, pending, later_verifier)
+    assert late.json()["error"] == "invalid_grant"
     again = await gql(forget, {"c": app["clientId"]}, token=user.access_token)
     assert again["data"]["revokeConsent"]["__typename"] == "NotFound"
     audited = "SELECT count(*) FROM audit_events WHERE action = 'oauth.consent_revoked'"

@@ -106,35 +106,41 @@ async def test_pages_are_never_framed_and_carry_csrf(
     assert refused.status_code == 403
 
 
+SIGNED_OUT = "https://wiki.example.com/signed-out"
+
+
 async def test_logout_with_an_id_token_and_the_sessions_end_rules(
     client: httpx.AsyncClient, gql: GraphQLClient, container: Container
 ) -> None:
     admin = await make_admin(container, gql)
-    app, secret = await create_client(gql, admin)
+    app, secret = await create_client(gql, admin, postLogoutRedirectUris=[SIGNED_OUT])
+    assert app["postLogoutRedirectUris"] == [SIGNED_OUT]
     user = await signed_up(gql)
     verifier, challenge = pkce()
     code = await sign_in_and_consent(client, app["clientId"], challenge)
     body = (await exchange(client, app["clientId"], secret, code, verifier)).json()
 
-    # An unregistered address to return to is refused, and signs nobody out.
-    refused = await client.get(
-        "/oauth2/logout",
-        params={
-            "id_token_hint": body["id_token"],
-            "post_logout_redirect_uri": "https://evil.example",
-        },
-    )
-    assert refused.status_code == 400
+    # An unregistered address to return to is refused, and signs nobody out: one of
+    # elsewhere, and a redirect URI that is not one for after logout.
+    for elsewhere in ("https://evil.example", REDIRECT):
+        refused = await client.get(
+            "/oauth2/logout",
+            params={"id_token_hint": body["id_token"], "post_logout_redirect_uri": elsewhere},
+        )
+        assert refused.status_code == 400
+        assert "has not registered" in refused.text
+        assert "location" not in refused.headers
+    code_of(await authorize(client, app["clientId"], pkce()[1], prompt="none"))  # still in
     out = await client.get(
         "/oauth2/logout",
         params={
             "id_token_hint": body["id_token"],
-            "post_logout_redirect_uri": REDIRECT,
+            "post_logout_redirect_uri": SIGNED_OUT,
             "state": "bye",
         },
     )
     assert out.status_code == 303
-    assert out.headers["location"] == REDIRECT + "?state=bye"
+    assert out.headers["location"] == SIGNED_OUT + "?state=bye"
     silent = await authorize(client, app["clientId"], pkce()[1], prompt="none")
     assert "error=login_required" in silent.headers["location"]
 

@@ -32,6 +32,14 @@ def add_commands(commands: Commands) -> None:
         help="an exact redirect URI (https, or http on a loopback host); repeat for more",
     )
     create.add_argument(
+        "--post-logout-redirect-uri",
+        action="append",
+        default=[],
+        dest="post_logout_redirect_uris",
+        help="where /oauth2/logout may send the browser back to (exact, like a redirect "
+        "URI); repeat for more",
+    )
+    create.add_argument(
         "--public", action="store_true", help="a public client (SPA, native app): no secret"
     )
     create.add_argument("--first-party", action="store_true", help="your own app: no consent page")
@@ -79,6 +87,7 @@ def _create(settings: Settings, args: argparse.Namespace) -> None:
                         is_confidential=not args.public,
                         is_first_party=args.first_party,
                         allowed_scopes=args.scopes,
+                        post_logout_redirect_uris=args.post_logout_redirect_uris,
                     )
                 except ValidationFailed as exc:
                     fail(_problems(exc))

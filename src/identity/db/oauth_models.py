@@ -28,6 +28,8 @@ class OAuthClient(Base):
     client_id: Mapped[str] = mapped_column(String(CLIENT_ID_MAX), unique=True)
     name: Mapped[str] = mapped_column(String(NAME_MAX))
     redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Where RP-initiated logout may send the browser back to (matched exactly).
+    post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
     is_confidential: Mapped[bool] = mapped_column(Boolean, default=True)
     is_first_party: Mapped[bool] = mapped_column(Boolean, default=False)
     allowed_scopes: Mapped[list[str]] = mapped_column(JSON, default=list)

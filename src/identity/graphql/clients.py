@@ -25,6 +25,9 @@ class OAuthClient:
         description="Scopes beyond `openid profile email offline_access` it may ask for; "
         "the only ones of its client_credentials tokens."
     )
+    post_logout_redirect_uris: list[str] = strawberry.field(
+        description="Where `/oauth2/logout` may send the browser back to; matched exactly."
+    )
     created_at: datetime
 
     @classmethod
@@ -37,6 +40,7 @@ class OAuthClient:
             is_confidential=row.is_confidential,
             is_first_party=row.is_first_party,
             allowed_scopes=list(row.allowed_scopes),
+            post_logout_redirect_uris=list(row.post_logout_redirect_uris),
             created_at=row.created_at,
         )
 

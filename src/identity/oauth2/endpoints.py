@@ -190,7 +190,9 @@ def oauth2_routes(container: Container) -> list[Route]:
             if client is None and "client_id" in fields:
                 client = await container.oauth_clients.find(uow, fields["client_id"])
             target = fields.get("post_logout_redirect_uri")
-            if target is not None and (client is None or target not in client.redirect_uris):
+            if target is not None and (
+                client is None or target not in client.post_logout_redirect_uris
+            ):
                 body = pages.message("The app asked to return to an address it has not registered.")
                 return pages.page(settings.product_name, "Something went wrong", body, status=400)
             sent = request.cookies.get(csrf_cookie(settings))

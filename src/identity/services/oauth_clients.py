@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from identity.db.models import URL_MAX
 from identity.db.oauth_models import OAuthClient
 from identity.services import events
+from identity.services.challenges import OAUTH_CODE
 from identity.services.datakeys import DataKeys
 from identity.services.errors import NotFound
 from identity.services.fields import UNSET, Maybe
@@ -41,8 +42,10 @@ class ClientChanges:
     name: Maybe[str] = UNSET
     redirect_uris: Maybe[list[str]] = UNSET
     allowed_scopes: Maybe[list[str]] = UNSET
+    post_logout_redirect_uris: Maybe[list[str]] = UNSET
 
 
+_POST_LOGOUT = "postLogoutRedirectUris"
 _NO_CONSENT = "You have not given this client consent, and it holds no sign-in of yours."
 
 
@@ -64,6 +67,7 @@ class OAuthClients:
         is_confidential: bool,
         is_first_party: bool,
         allowed_scopes: list[str],
+        post_logout_redirect_uris: list[str] | None = None,
     ) -> tuple[OAuthClient, str | None]:
         """A new client, and its secret if it is confidential (shown this once); commits.
 
@@ -72,6 +76,7 @@ class OAuthClients:
         check = Checker()
         name = self._name(check, name)
         redirect_uris = self._redirect_uris(check, redirect_uris)
+        post_logout = self._redirect_uris(check, post_logout_redirect_uris, _POST_LOGOUT)
         allowed_scopes = self._scopes(check, allowed_scopes)
         check.done()
         if is_first_party:
@@ -82,6 +87,7 @@ class OAuthClients:
             client_id=secrets.token_hex(16),  # no "-": a command-line argument as it is
             name=name,
             redirect_uris=redirect_uris,
+            post_logout_redirect_uris=post_logout,
             is_confidential=is_confidential,
             is_first_party=is_first_party,
             allowed_scopes=allowed_scopes,
@@ -97,6 +103,7 @@ class OAuthClients:
             client_id=client.client_id,
             name=name,
             redirect_uris=redirect_uris,
+            post_logout_redirect_uris=post_logout,
             confidential=is_confidential,
             first_party=is_first_party,
             scopes=allowed_scopes,
@@ -109,11 +116,15 @@ class OAuthClients:
     ) -> OAuthClient:
         client = await self._get(uow, client_pk)
         check = Checker()
-        name = redirect_uris = scopes = None
+        name = redirect_uris = post_logout = scopes = None
         if changes.name is not UNSET:
             name = self._name(check, changes.name)
         if changes.redirect_uris is not UNSET:
             redirect_uris = self._redirect_uris(check, changes.redirect_uris)
+        if changes.post_logout_redirect_uris is not UNSET:
+            post_logout = self._redirect_uris(
+                check, changes.post_logout_redirect_uris, _POST_LOGOUT
+            )
         if changes.allowed_scopes is not UNSET:
             scopes = self._scopes(check, changes.allowed_scopes)
         check.done()
@@ -126,6 +137,9 @@ class OAuthClients:
         if redirect_uris is not None and redirect_uris != client.redirect_uris:
             client.redirect_uris = redirect_uris
             changed.append("redirectUris")
+        if post_logout is not None and post_logout != client.post_logout_redirect_uris:
+            client.post_logout_redirect_uris = post_logout
+            changed.append("postLogoutRedirectUris")
         if scopes is not None and scopes != client.allowed_scopes:
             client.allowed_scopes = scopes
             changed.append("allowedScopes")
@@ -178,7 +192,8 @@ class OAuthClients:
         """Forget the user's consent to a client and end its grants; how many ended.
 
         A first-party client is never given consent (it asks for none), but its grants end
-        alike: the user can always take back what an app holds.
+        alike: the user can always take back what an app holds. Its codes not exchanged yet
+        are voided too, so none becomes a grant afterwards.
         """
         client = await self.find(uow, client_id)
         if client is None:
@@ -186,7 +201,8 @@ class OAuthClients:
         forgotten = await uow.oauth_clients.forget_consent(principal.user_id, client.id)
         now = self.rt.clock.now()
         ended = await uow.oauth_clients.revoke_grants(principal.user_id, client.id, now, "consent")
-        if not forgotten and not ended:
+        codes = await uow.challenges.void(principal.user_id, OAUTH_CODE, client=str(client.id))
+        if not forgotten and not ended and not codes:
             raise NotFound(_NO_CONSENT)
         events.sessions_ended(uow.events, principal.user_id, ended, "consent")
         uow.audit.record(
@@ -235,17 +251,21 @@ class OAuthClients:
             check.fail("name", "required", "Give the client a name people will recognise.")
         return name
 
-    def _redirect_uris(self, check: Checker, values: list[str] | None) -> list[str]:
+    def _redirect_uris(
+        self, check: Checker, values: list[str] | None, field: str = "redirectUris"
+    ) -> list[str]:
+        """Redirect URIs (at least one), or post-logout ones (`field`; none is fine)."""
         if not values:
-            check.fail("redirectUris", "required", "Give at least one redirect URI.")
+            if field == "redirectUris":
+                check.fail(field, "required", "Give at least one redirect URI.")
             return []
         if len(values) > MAX_REDIRECT_URIS:
-            check.fail("redirectUris", "too_many", f"Give at most {MAX_REDIRECT_URIS}.")
+            check.fail(field, "too_many", f"Give at most {MAX_REDIRECT_URIS}.")
             return []
         for uri in values:
             problem = redirect_uri_problem(uri)
             if problem is not None:
-                check.fail("redirectUris", "invalid_url", f"{uri[:100]!r}: {problem}")
+                check.fail(field, "invalid_url", f"{uri[:100]!r}: {problem}")
         return list(dict.fromkeys(values))
 
     def _scopes(self, check: Checker, values: list[str] | None) -> list[str]:

@@ -27,6 +27,12 @@ class CreateOAuthClientInput:
         default=False, description="No consent page; needs a caller with every permission."
     )
     allowed_scopes: list[str] = strawberry.field(default_factory=list)
+    post_logout_redirect_uris: list[str] = strawberry.field(
+        default_factory=list,
+        description="Where `/oauth2/logout` may send the browser back to (as redirect URIs: "
+        "https, or http on a loopback host; matched exactly). None: logout ends on "
+        "identity's own page.",
+    )
 
 
 @strawberry.input(description="Omitted fields stay as they are; null is refused.")
@@ -34,6 +40,7 @@ class UpdateOAuthClientInput:
     name: str | None = strawberry.UNSET
     redirect_uris: list[str] | None = strawberry.UNSET
     allowed_scopes: list[str] | None = strawberry.UNSET
+    post_logout_redirect_uris: list[str] | None = strawberry.UNSET
 
 
 @strawberry.type
@@ -105,10 +112,15 @@ class ClientMutations:
                 is_confidential=input.is_confidential,
                 is_first_party=input.is_first_party,
                 allowed_scopes=input.allowed_scopes,
+                post_logout_redirect_uris=input.post_logout_redirect_uris,
             )
         return CreateOAuthClientSuccess(client=OAuthClient.from_row(client), client_secret=secret)
 
-    @mutation("Edit a client's name, redirect URIs or scopes.", WRITE, name="updateOAuthClient")
+    @mutation(
+        "Edit a client's name, redirect URIs (also those after logout) or scopes.",
+        WRITE,
+        name="updateOAuthClient",
+    )
     async def update_oauth_client(
         self, info: GraphQLInfo, id: strawberry.ID, input: UpdateOAuthClientInput
     ) -> UpdateOAuthClientResult:
@@ -117,6 +129,7 @@ class ClientMutations:
             name=maybe(input.name),
             redirect_uris=maybe(input.redirect_uris),
             allowed_scopes=maybe(input.allowed_scopes),
+            post_logout_redirect_uris=maybe(input.post_logout_redirect_uris),
         )
         async with info.context.unit_of_work() as uow:
             client = await info.context.container.oauth_clients.update(

@@ -567,11 +567,30 @@ async def test_cors_allows_only_listed_origins(client: httpx.AsyncClient) -> Non
 async def test_cors_leaves_the_pages_a_person_sees_out(client: httpx.AsyncClient) -> None:
     origin = {"Origin": "https://app.example.com"}
     preflight = {**origin, "Access-Control-Request-Method": "POST"}
-    for path in ("/oauth2/token", "/.well-known/openid-configuration", "/graphql"):
+    api = (
+        "/graphql",
+        "/oauth2/token",
+        "/oauth2/userinfo",
+        "/oauth2/revoke",
+        "/.well-known/openid-configuration",
+        "/.well-known/jwks.json",
+    )
+    for path in api:
         answer = await client.options(path, headers=preflight)
         assert answer.headers.get("access-control-allow-origin") == origin["Origin"], path
+    # An actual request too (with CORS on, POST /graphql goes through the router).
+    query = await client.post("/graphql", json={"query": "{ me { id } }"}, headers=origin)
+    assert query.headers["access-control-allow-origin"] == origin["Origin"]
+    assert query.headers["access-control-allow-credentials"] == "true"
     # The hosted sign-in's forms carry CSRF values: a listed origin may not read them.
-    for path in ("/oauth2/authorize", "/oauth2/logout", "/verify-email", "/oauth2/tokens"):
+    for path in (
+        "/oauth2/authorize",
+        "/oauth2/logout",
+        "/oauth2/introspect",  # servers only, with a secret
+        "/verify-email",
+        "/login/external/acme/callback",
+        "/oauth2/tokens",
+    ):
         answer = await client.options(path, headers=preflight)
         assert "access-control-allow-origin" not in answer.headers, path
     page = await client.get("/oauth2/authorize?client_id=x", headers=origin)

@@ -67,7 +67,8 @@ class AuthorizeEndpoint:
         self.rt = container.runtime
         self.service = container.authorize
         # Passkeys are offered where the pages' own origin may use them.
-        self.passkeys = container.passkeys.usable_at(origin_of(self.settings.public_url))
+        self.origin = origin_of(self.settings.public_url)
+        self.passkeys = container.passkeys.usable_at(self.origin)
 
     async def handle(self, request: Request) -> Response:
         csrf = request.cookies.get(csrf_cookie(self.settings)) or new_csrf()
@@ -165,6 +166,7 @@ class AuthorizeEndpoint:
                     fields.get("credential", ""),
                     client,
                     bound_to=_binding(pending, csrf),
+                    origin=self.origin,
                 )
             else:
                 totp = fields.get("totp_code", "").strip() or None
@@ -179,6 +181,7 @@ class AuthorizeEndpoint:
                     totp_code_given=totp,
                     recovery_code_given=recovery,
                     passkey_given=passkey,
+                    origin=self.origin,
                 )
         except (ValidationFailed, InvalidCredentials, AccountDisabled, EmailNotVerified) as exc:
             return await self._again(uow, pending, token, csrf, fields, _words(exc))

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, literal, select, update
+from sqlalchemy import ColumnElement, delete, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from identity.db.models import Challenge, User
@@ -33,27 +33,19 @@ class ChallengeRepository:
         row = (await self.db.execute(stmt)).first()
         return None if row is None else (row[0], row[1])
 
-    async def use(self, challenge_id: uuid.UUID, now: datetime) -> bool:
+    async def use(
+        self, challenge_id: uuid.UUID, now: datetime, webauthn: str | None = None
+    ) -> bool:
         """Spend a live challenge: it is deleted. False if it was spent (also concurrently)
-        or has expired."""
-        stmt = delete(Challenge).where(
-            Challenge.id == challenge_id,
-            Challenge.used_at.is_(None),
-            Challenge.expires_at > now,
-        )
+        or has expired, or, with `webauthn`, if its WebAuthn challenge is another by now."""
+        stmt = delete(Challenge).where(*_live(challenge_id, now))
+        if webauthn is not None:
+            stmt = stmt.where(Challenge.data["webauthn"].as_string() == webauthn)
         return bool(await rowcount(self.db, stmt))
 
     async def set_data(self, challenge_id: uuid.UUID, data: dict[str, Any], now: datetime) -> bool:
         """Replace the data of a live challenge; False if it was spent or has expired."""
-        stmt = (
-            update(Challenge)
-            .where(
-                Challenge.id == challenge_id,
-                Challenge.used_at.is_(None),
-                Challenge.expires_at > now,
-            )
-            .values(data=data)
-        )
+        stmt = update(Challenge).where(*_live(challenge_id, now)).values(data=data)
         return bool(await rowcount(self.db, stmt))
 
     async def attempt(self, challenge_id: uuid.UUID, allowed: int, now: datetime) -> bool:
@@ -65,12 +57,7 @@ class ChallengeRepository:
         """
         stmt = (
             update(Challenge)
-            .where(
-                Challenge.id == challenge_id,
-                Challenge.used_at.is_(None),
-                Challenge.expires_at > now,
-                Challenge.failures < allowed,
-            )
+            .where(*_live(challenge_id, now), Challenge.failures < allowed)
             .values(failures=Challenge.failures + 1)
         )
         return bool(await rowcount(self.db, stmt))
@@ -88,11 +75,14 @@ class ChallengeRepository:
         )
         await self.db.execute(stmt)
 
-    async def void(self, user_id: uuid.UUID, purpose: str) -> int:
-        """Drop a user's pending challenges of one purpose (a new enrolment voids the older)."""
+    async def void(self, user_id: uuid.UUID, purpose: str, client: str | None = None) -> int:
+        """Drop a user's pending challenges of one purpose (a new enrolment voids the older),
+        or only those for one OAuth client (`client`: its id, as the challenges hold it)."""
         stmt = delete(Challenge).where(
             Challenge.user_id == user_id, Challenge.purpose == purpose, Challenge.used_at.is_(None)
         )
+        if client is not None:
+            stmt = stmt.where(Challenge.data["client"].as_string() == client)
         return await rowcount(self.db, stmt)
 
     async def void_all(self, user_id: uuid.UUID) -> int:
@@ -102,3 +92,8 @@ class ChallengeRepository:
     async def prune(self, now: datetime) -> int:
         """Delete what has expired (an unconfirmed enrolment leaves nothing behind)."""
         return await rowcount(self.db, delete(Challenge).where(Challenge.expires_at <= now))
+
+
+def _live(challenge_id: uuid.UUID, now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """The challenge, while it is neither spent nor expired."""
+    return (Challenge.id == challenge_id, Challenge.used_at.is_(None), Challenge.expires_at > now)

@@ -206,16 +206,23 @@ class RelyingParty:
         )
 
     def verify_assertion(
-        self, assertion: AuthenticationCredential, challenge: bytes, stored: Credential
+        self,
+        assertion: AuthenticationCredential,
+        challenge: bytes,
+        stored: Credential,
+        origin: str | None = None,
     ) -> Asserted:
         """Verify the signature and flags; the counter is compared here, not by the library,
-        so that a counter going backwards has a reason of its own."""
+        so that a counter going backwards has a reason of its own. `origin`: the one origin
+        the ceremony ran at (identity's own pages), instead of any allowed one."""
+        if origin is not None and origin not in self.origins:
+            raise Refused("origin")
         try:
             verified = verify_authentication_response(
                 credential=assertion,
                 expected_challenge=challenge,
                 expected_rp_id=self.rp_id,
-                expected_origin=self.origins,
+                expected_origin=[origin] if origin is not None else self.origins,
                 credential_public_key=stored.public_key,
                 credential_current_sign_count=0,
                 require_user_verification=True,

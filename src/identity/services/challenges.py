@@ -44,6 +44,9 @@ LIFETIMES = {
     OAUTH_REQUEST: timedelta(minutes=15),  # signing in, a second factor, consent
     OAUTH_CODE: timedelta(minutes=1),
 }
+# The purposes whose challenges have no user: a token is checked before it is looked up,
+# so made-up tokens (these are asked for without signing in) cost no database round trip.
+_WITHOUT_USER = frozenset({PASSKEY_LOGIN, HOSTED_PASSKEY, OAUTH_REQUEST})
 # The purposes of which a user has at most one pending: a new one voids the older.
 _ONE_AT_A_TIME = frozenset({TOTP_ENROLLMENT, PASSKEY_REGISTRATION})
 MAX_FAILURES = 5
@@ -102,6 +105,10 @@ class Challenges:
         parts = read_token(token or "", 16)
         if parts is None:
             raise InvalidToken()
+        if purpose in _WITHOUT_USER and not self.rt.secret.check(
+            _MAC_PURPOSE, *parts, _binding(purpose, None)
+        ):
+            raise InvalidToken()
         found = await uow.challenges.with_user(uuid.UUID(bytes=parts[0]))
         if found is None or found[0].purpose != purpose:
             raise InvalidToken()
@@ -120,9 +127,11 @@ class Challenges:
         if not await uow.challenges.attempt(row.id, MAX_FAILURES, self.rt.clock.now()):
             raise InvalidToken()
 
-    async def spend(self, uow: UnitOfWork, row: Challenge) -> None:
-        """Use it up (it is deleted); InvalidToken if another request just did."""
-        if not await uow.challenges.use(row.id, self.rt.clock.now()):
+    async def spend(self, uow: UnitOfWork, row: Challenge, webauthn: str | None = None) -> None:
+        """Use it up (it is deleted); InvalidToken if another request just did, or, with
+        `webauthn` (the WebAuthn challenge an answer was checked against), if a page shown
+        again meanwhile replaced it (see `renew`)."""
+        if not await uow.challenges.use(row.id, self.rt.clock.now(), webauthn):
             raise InvalidToken()
 
     async def renew(self, uow: UnitOfWork, row: Challenge, **data: Any) -> None:

@@ -56,7 +56,9 @@ class SecondStep:
         totp_code_given: str | None = None,
         recovery_code_given: str | None = None,
         passkey_given: object = None,
+        origin: str | None = None,
     ) -> AuthResult:
+        """`origin`: the one origin a passkey's answer may come from (the hosted page's)."""
         check = Checker()
         offered = (
             ("totpCode", totp_code_given),
@@ -81,11 +83,13 @@ class SecondStep:
 
         row, user = await self.challenges.open(uow, mfa_token, MFA)
         assert user is not None  # an mfaToken always has its user
+        asked = row.data.get("webauthn")  # what a passkey's answer is checked against
         await self.throttle.before_second_factor(user.id)
         await self.challenges.attempt(uow, row)
         now = self.rt.clock.now()
         if assertion is not None:
-            method, ok = "passkey", await self._passkey(uow, user.id, row.data, assertion)
+            method = "passkey"
+            ok = await self._passkey(uow, user.id, asked, assertion, origin)
         elif totp_code_given is not None:
             method, ok = "totp", await self._totp(uow, user.id, code)
         else:
@@ -100,7 +104,9 @@ class SecondStep:
             uow.audit.record("auth.mfa_failed", subject=user.id, method=method)
             await uow.commit()
             raise InvalidCredentials(WRONG_PASSKEY if method == "passkey" else WRONG_CODE)
-        await self.challenges.spend(uow, row)
+        # A passkey's answer counts only while its challenge is the token's: a page shown
+        # again meanwhile (renew) voids it.
+        await self.challenges.spend(uow, row, asked if method == "passkey" else None)
         if method == "recovery_code":
             left = await uow.recovery_codes.left(user.id)
             uow.outbox.add(
@@ -146,8 +152,9 @@ class SecondStep:
         self,
         uow: UnitOfWork,
         user_id: uuid.UUID,
-        data: dict[str, Any],
+        asked: str | None,
         assertion: AuthenticationCredential,
+        origin: str | None,
     ) -> bool:
         """An assertion of one of the user's passkeys over the mfaToken's challenge."""
         rp = self.auth.rp
@@ -155,7 +162,7 @@ class SecondStep:
         handle = webauthn.user_handle(assertion)
         if (
             rp is None
-            or "webauthn" not in data
+            or asked is None
             or factor is None
             or factor.user_id != user_id  # another user's passkey: no second factor of this one
             or (handle is not None and handle != user_id.bytes)
@@ -163,7 +170,7 @@ class SecondStep:
             return False
         try:
             asserted = rp.verify_assertion(
-                assertion, base64url_to_bytes(data["webauthn"]), Credential.of(factor)
+                assertion, base64url_to_bytes(asked), Credential.of(factor), origin
             )
         except Refused as exc:
             if exc.reason == "counter_regressed":

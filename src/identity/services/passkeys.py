@@ -211,7 +211,10 @@ class Passkeys:
         client: ClientInfo,
         *,
         bound_to: str | None = None,
+        origin: str | None = None,
     ) -> AuthResult:
+        """`bound_to`: see start_login; `origin`: the one origin the answer may come from
+        (the hosted page's), instead of any allowed one."""
         rp = self.rp
         check = Checker()
         assertion = passkey_assertion(check, credential, "credential")
@@ -222,7 +225,7 @@ class Passkeys:
         if bound_to is not None and not hmac.compare_digest(
             row.data.get("bound_to", ""), _digest(bound_to)
         ):
-            raise InvalidToken()  # another page's, or another browser's
+            await self._refuse(uow, None, "challenge_elsewhere", InvalidToken())
         # Spent by the first answer, right or wrong: a sign-in challenge is cheap to ask for.
         await self.challenges.spend(uow, row)
         await uow.commit()
@@ -236,7 +239,7 @@ class Passkeys:
             # The handle is not signed: it must name the credential's owner.
             await self._refuse(uow, factor, "user_handle_mismatch")
         try:
-            asserted = rp.verify_assertion(assertion, challenge, Credential.of(factor))
+            asserted = rp.verify_assertion(assertion, challenge, Credential.of(factor), origin)
         except Refused as exc:
             await self._refuse(uow, factor, exc.reason)
         # Counted only for answers its key signed: made-up answers naming a credential id

@@ -107,6 +107,7 @@ async def test_pages_are_never_framed_and_carry_csrf(
 
 
 SIGNED_OUT = "https://wiki.example.com/signed-out"
+OTHER_OUT = "https://other.example.com/signed-out"
 
 
 async def test_logout_with_an_id_token_and_the_sessions_end_rules(
@@ -130,6 +131,20 @@ async def test_logout_with_an_id_token_and_the_sessions_end_rules(
         assert refused.status_code == 400
         assert "has not registered" in refused.text
         assert "location" not in refused.headers
+    # The hint of this app with another app's client_id (and its address): they must agree.
+    other, _ = await create_client(gql, admin, name="Other", postLogoutRedirectUris=[OTHER_OUT])
+    for target in (OTHER_OUT, SIGNED_OUT):
+        mixed = await client.get(
+            "/oauth2/logout",
+            params={
+                "id_token_hint": body["id_token"],
+                "client_id": other["clientId"],
+                "post_logout_redirect_uri": target,
+            },
+        )
+        assert mixed.status_code == 400
+        assert "issued to another app" in mixed.text
+        assert "location" not in mixed.headers
     code_of(await authorize(client, app["clientId"], pkce()[1], prompt="none"))  # still in
     out = await client.get(
         "/oauth2/logout",

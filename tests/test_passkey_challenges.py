@@ -15,7 +15,7 @@ import pytest
 from starlette.applications import Starlette
 
 from identity.container import Container
-from identity.services.errors import InvalidToken
+from identity.services.errors import InvalidCredentials
 from identity.services.principal import ClientInfo
 from tests.admin_helpers import make_admin
 from tests.conftest import (
@@ -156,9 +156,11 @@ async def test_a_renewal_voids_an_answer_already_being_checked(
     assert renewed["challenge"] != options["challenge"]
     sessions = await live_sessions(container, user.user_id)
     go_on.set()
-    with pytest.raises(InvalidToken):
+    with pytest.raises(InvalidCredentials, match="shown again meanwhile"):
         await answering
     assert await live_sessions(container, user.user_id) == sessions
+    failures = "SELECT failures FROM challenges WHERE purpose = 'mfa'"
+    assert await scalar(container, failures) == 0  # nothing of that answer stayed
     # The renewed challenge still serves the token.
     right = authenticator.get(renewed, passkey=authenticator.passkeys[0])
     async with container.unit_of_work(peer) as uow:
@@ -219,3 +221,37 @@ async def test_made_up_sign_in_tokens_cost_no_query(
     # The real one, still there, signs in.
     finished = await finish_login(gql, token, credential)
     assert finished["__typename"] == "AuthPayload"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"rate_limit_passkey_address": "3/minute"}])
+async def test_answers_with_another_pages_challenge_are_limited(
+    client: httpx.AsyncClient, gql: GraphQLClient, container: Container, app: Starlette
+) -> None:
+    """Such a challenge is not spent, so its refusals count per address as sign-ins do:
+    the audit entries they leave are limited (found by review)."""
+    authenticator = SoftAuthenticator()
+    admin = await make_admin(container, gql)
+    rp, _ = await create_client(gql, admin)
+    await passkey_user(gql, container, authenticator)
+    page = await authorize(client, rp["clientId"], pkce()[1])
+    started = (await options_for(client, page)).json()
+    answer = {
+        **form_fields(page.text, 1),
+        "challenge_token": started["challenge_token"],
+        "credential": json.dumps(authenticator.get(started["options"])),
+    }
+    audited = "SELECT count(*) FROM audit_events WHERE action = 'auth.login_failed'"
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.4", 4444))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as other:
+        await other.get("/oauth2/authorize?client_id=none")
+        stolen = {**answer, "csrf": other.cookies["identity-csrf"]}
+        for _ in range(3):
+            refused = await other.post("/oauth2/authorize", data=stolen)
+            assert "has expired or was started on another page" in refused.text
+        before = await row_counts(container)
+        for _ in range(5):
+            limited = await other.post("/oauth2/authorize", data=stolen)
+            assert limited.status_code == 400
+            assert "Too many attempts" in limited.text
+    assert await row_counts(container) == before
+    assert await scalar(container, audited) == 3

@@ -225,7 +225,7 @@ class Settings(BaseSettings):
         description="Passkey sign-in answers per credential.",
     )
     rate_limit_external_address: str = Field(
-        default="30/minute;300/hour",
+        default="60/minute;600/hour",
         description="Sign-ins (and links) started at another provider per client address: "
         "each writes a state that lives ten minutes.",
     )

@@ -186,9 +186,14 @@ def oauth2_routes(container: Container) -> list[Route]:
         async with container.unit_of_work(peer(request)) as uow:
             hosted = await hosted_session(rt, uow, request.cookies.get(session_cookie(settings)))
             hint = tokens.logout_hint(fields.get("id_token_hint", ""))
-            client = await container.oauth_clients.find(uow, hint[0]) if hint else None
-            if client is None and "client_id" in fields:
-                client = await container.oauth_clients.find(uow, fields["client_id"])
+            named = fields.get("client_id")
+            if hint is not None and named is not None and named != hint[0]:
+                # RP-Initiated Logout 1.0, section 2: both given, they must agree.
+                body = pages.message("The ID token was issued to another app.")
+                return pages.page(settings.product_name, "Something went wrong", body, status=400)
+            # The hint's client, or the one named; never the named one in place of a hint's.
+            client_id = hint[0] if hint is not None else named
+            client = await container.oauth_clients.find(uow, client_id) if client_id else None
             target = fields.get("post_logout_redirect_uri")
             if target is not None and (
                 client is None or target not in client.post_logout_redirect_uris

@@ -29,6 +29,7 @@ from identity.services.validation import Checker
 
 WRONG_CODE = "The code is incorrect."
 WRONG_PASSKEY = "This passkey could not be verified for this account."
+STALE_PASSKEY = "This page was shown again meanwhile: use the passkey once more."
 _FEW_LEFT = 2
 
 
@@ -106,7 +107,15 @@ class SecondStep:
             raise InvalidCredentials(WRONG_PASSKEY if method == "passkey" else WRONG_CODE)
         # A passkey's answer counts only while its challenge is the token's: a page shown
         # again meanwhile (renew) voids it.
-        await self.challenges.spend(uow, row, asked if method == "passkey" else None)
+        try:
+            await self.challenges.spend(uow, row, asked if method == "passkey" else None)
+        except InvalidToken:
+            await uow.rollback()  # nothing of this answer stays (the counter, a code's use)
+            if method == "passkey":
+                # Spent by another answer: InvalidToken. Still live: shown again meanwhile.
+                await self.challenges.open(uow, mfa_token, MFA)
+                raise InvalidCredentials(STALE_PASSKEY) from None
+            raise
         if method == "recovery_code":
             left = await uow.recovery_codes.left(user.id)
             uow.outbox.add(

@@ -200,8 +200,10 @@ class OAuthClients:
             raise NotFound(_NO_CONSENT)
         forgotten = await uow.oauth_clients.forget_consent(principal.user_id, client.id)
         now = self.rt.clock.now()
-        ended = await uow.oauth_clients.revoke_grants(principal.user_id, client.id, now, "consent")
+        # The codes first: an exchange under way either finds its code gone, or has made its
+        # grant before the grants are read (each statement sees what was committed before it).
         codes = await uow.challenges.void(principal.user_id, OAUTH_CODE, client=str(client.id))
+        ended = await uow.oauth_clients.revoke_grants(principal.user_id, client.id, now, "consent")
         if not forgotten and not ended and not codes:
             raise NotFound(_NO_CONSENT)
         events.sessions_ended(uow.events, principal.user_id, ended, "consent")

@@ -225,6 +225,9 @@ class Passkeys:
         if bound_to is not None and not hmac.compare_digest(
             row.data.get("bound_to", ""), _digest(bound_to)
         ):
+            # Not spent (a stolen token must not burn the page's challenge), so each such
+            # answer counts as a new sign-in would: the audit entries are limited with it.
+            await self.throttle.per_address(self.throttle.passkey_address, client)
             await self._refuse(uow, None, "challenge_elsewhere", InvalidToken())
         # Spent by the first answer, right or wrong: a sign-in challenge is cheap to ask for.
         await self.challenges.spend(uow, row)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import httpx
 import jwt
 import pytest
 
 from identity.container import Container
+from identity.repositories.oauth_clients import OAuthClientRepository
 from tests.admin_helpers import make_admin
-from tests.conftest import PASSWORD, GraphQLClient, row_counts, scalar, signed_up
+from tests.conftest import PASSWORD, Database, GraphQLClient, row_counts, scalar, signed_up
 from tests.oauth_helpers import (
     REDIRECT,
     authorize,
@@ -201,6 +205,48 @@ async def test_revoke_consent_ends_a_first_party_clients_grants(
     assert again["data"]["revokeConsent"]["__typename"] == "NotFound"
     audited = "SELECT count(*) FROM audit_events WHERE action = 'oauth.consent_revoked'"
     assert await scalar(container, audited) == 1
+
+
+async def test_a_code_exchanged_while_consent_is_revoked_makes_no_grant(
+    client: httpx.AsyncClient,
+    gql: GraphQLClient,
+    container: Container,
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The exchange comes between revokeConsent's statements (found by review): its code is
+    voided before the grants are read, so it either loses the code or has its grant ended."""
+    if database.backend != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: the race needs PostgreSQL")
+    admin = await make_admin(container, gql)
+    app, secret = await create_client(gql, admin, isFirstParty=True)
+    user = await signed_up(gql)
+    page = await authorize(client, app["clientId"], pkce()[1])
+    code_of(await submit(client, page, email="ann@example.com", password=PASSWORD))
+    verifier, challenge = pkce()
+    pending = code_of(await authorize(client, app["clientId"], challenge, prompt="none"))
+    original = OAuthClientRepository.revoke_grants
+    revoked, go_on = asyncio.Event(), asyncio.Event()
+
+    async def paused(self: OAuthClientRepository, *args: Any) -> Any:
+        ended = await original(self, *args)
+        revoked.set()
+        await go_on.wait()
+        return ended
+
+    monkeypatch.setattr(OAuthClientRepository, "revoke_grants", paused)
+    forget = """mutation($c: String!) { revokeConsent(clientId: $c) { __typename } }"""
+    revoking = asyncio.create_task(gql(forget, {"c": app["clientId"]}, token=user.access_token))
+    await revoked.wait()
+    monkeypatch.setattr(OAuthClientRepository, "revoke_grants", original)
+    exchanging = asyncio.create_task(exchange(client, app["clientId"], secret, pending, verifier))
+    await asyncio.wait({exchanging}, timeout=1)  # it finishes, or waits for revokeConsent
+    go_on.set()
+    assert (await revoking)["data"]["revokeConsent"]["__typename"] == "RevokeConsentSuccess"
+    late = await exchanging
+    assert late.json()["error"] == "invalid_grant"
+    live = "SELECT count(*) FROM sessions WHERE oauth_client_id IS NOT NULL AND revoked_at IS NULL"
+    assert await scalar(container, live) == 0
 
 
 async def test_client_credentials(

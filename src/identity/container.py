@@ -39,6 +39,7 @@ from identity.services.passkeys import Passkeys
 from identity.services.principal import ClientInfo
 from identity.services.reauth import Reauthentication
 from identity.services.recovery import RESET_REQUEST, Recovery
+from identity.services.refresh import Refresh
 from identity.services.revert import Revert
 from identity.services.roles import Roles
 from identity.services.runtime import Runtime
@@ -61,6 +62,7 @@ class Container:
     hot: PostgresHotPath | None
     runtime: Runtime
     auth: Auth
+    refresh: Refresh
     accounts: Accounts
     recovery: Recovery
     admin: Admin
@@ -159,6 +161,7 @@ class Container:
             writes=writes,
             runtime=runtime,
             auth=auth,
+            refresh=Refresh(runtime, auth, hot),
             accounts=Accounts(runtime, recovery, throttle),
             recovery=recovery,
             admin=Admin(runtime, tokens),

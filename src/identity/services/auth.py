@@ -1,4 +1,5 @@
-"""Signing in and staying signed in: login, refresh-token rotation, logout, access tokens."""
+"""Signing in: login, its second step, sessions started, and access tokens (issued, and
+checked on every request). Refresh and logout are in services.refresh."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from identity import metrics
 from identity.db.models import Role, Session, User
 from identity.repositories.hot import PostgresHotPath
 from identity.repositories.keys import KeyRepository
-from identity.repositories.sessions import Rotated, SessionRepository
+from identity.repositories.sessions import SessionRepository
 from identity.repositories.users import UserRepository
 from identity.security import webauthn
 from identity.security.jwt import InvalidAccessToken, UnknownKey
@@ -37,7 +38,6 @@ from identity.services.principal import (
     Assurance,
     ClientInfo,
     Principal,
-    ProofOfKey,
     granted_roles,
     grants,
 )
@@ -112,13 +112,13 @@ class Auth:
     def refresh_token(self, session_id: uuid.UUID, counter: int) -> str:
         return self.rt.secret.token(REFRESH_PURPOSE, session_id.bytes + counter.to_bytes(8, "big"))
 
-    def _open_refresh_token(self, token: str | None) -> tuple[uuid.UUID, int]:
+    def open_refresh_token(self, token: str | None) -> tuple[uuid.UUID, int]:
         ids = self.rt.secret.open_token(REFRESH_PURPOSE, token or "", _REFRESH_IDS)
         if ids is None:
             raise InvalidToken()
         return uuid.UUID(bytes=ids[:16]), int.from_bytes(ids[16:], "big")
 
-    def _issue(
+    def issue(
         self,
         user: User,
         roles: list[Role],
@@ -214,7 +214,7 @@ class Auth:
         # As stored, without marking the row changed (the UPDATE above wrote it).
         set_committed_value(user, "last_login_at", now)
         roles = list(user.roles) if roles is None else roles
-        return self._issue(
+        return self.issue(
             user, roles, session.id, 0, session.expires_at, assurance, session.dpop_jkt
         )
 
@@ -321,151 +321,6 @@ class Auth:
         await uow.commit()
         raise error
 
-    async def refresh(
-        self, uow: UnitOfWork, token: str | None, dpop: ProofOfKey | None = None
-    ) -> AuthResult:
-        """New tokens for a refresh token; a session bound to a DPoP key needs a proof by it
-        (`dpop`: the request's proof, if it had one)."""
-        session_id, counter = self._open_refresh_token(token)
-        dpop_jkt = None
-        if dpop is not None:  # a refresh token of this server's: spend the proof
-            await dpop.spend(uow)
-            dpop_jkt = dpop.jkt
-        now = self.rt.clock.now()
-        idle_since = self._idle_since(now)
-        # With DPoP required, a session from before (bound to no key) refreshes no more.
-        unbound = self.rt.settings.dpop != "required"
-        if self.hot is not None:  # PostgreSQL: rotate and read the user in one statement
-            done = await self.hot.rotate(
-                session_id, counter, now, idle_since, dpop_jkt, unbound=unbound
-            )
-            if done is not None:
-                user, roles, session = done
-                return self._issue(
-                    user,
-                    roles,
-                    session_id,
-                    counter + 1,
-                    session.ends,
-                    _assurance(session),
-                    session.jkt,
-                )
-            rotated = None
-        else:
-            rotated = await uow.sessions.rotate(
-                session_id, counter, now, idle_since, dpop_jkt, unbound=unbound
-            )
-        if rotated is None:
-            rotated = await self._successor_within_grace(
-                uow, session_id, counter, now, dpop_jkt, unbound=unbound
-            )
-        counter += 1
-        found = await uow.users.get(rotated.user_id)
-        if found is None or not found.is_active:
-            await uow.rollback()
-            raise InvalidToken()
-        roles = await uow.roles.of_user(found.id)
-        await uow.commit()
-        return self._issue(
-            found, roles, session_id, counter, rotated.ends, _assurance(rotated), rotated.jkt
-        )
-
-    async def _successor_within_grace(
-        self,
-        uow: UnitOfWork,
-        session_id: uuid.UUID,
-        counter: int,
-        now: datetime,
-        dpop_jkt: str | None,
-        *,
-        unbound: bool,
-    ) -> Rotated:
-        """The token was not current: the grace rule, or reuse detection."""
-        session = await uow.sessions.get(session_id)
-        if session is None or not self._live(session, now) or counter >= session.refresh_counter:
-            # Unknown, ended, or current but not rotated (its user was deactivated, or the
-            # session is bound to a DPoP key the request did not prove).
-            if session is not None and not _proven(session, dpop_jkt, unbound):
-                log.info(
-                    "refresh of DPoP-bound session %s refused: no proof by its key", session.id
-                )
-            raise InvalidToken()
-        if not _proven(session, dpop_jkt, unbound):
-            # A stolen token without the key: refused, and the session is left alone (ending
-            # it would let the thief sign its owner out).
-            raise InvalidToken()
-        grace = timedelta(seconds=self.rt.settings.refresh_reuse_grace)
-        if session.refresh_counter == counter + 1 and now - session.refreshed_at <= grace:
-            # Two tabs refreshed at once: the slower one gets the same successor.
-            return Rotated(
-                user_id=session.user_id,
-                ends=session.expires_at,
-                aal=session.aal,
-                amr=list(session.amr),
-                jkt=session.dpop_jkt,
-            )
-        await self._reuse_detected(uow, session, now)
-        raise InvalidToken()
-
-    async def logout(
-        self, uow: UnitOfWork, token: str | None, dpop: ProofOfKey | None = None
-    ) -> None:
-        session_id, counter = self._open_refresh_token(token)
-        dpop_jkt = None
-        if dpop is not None:
-            await dpop.spend(uow)
-            dpop_jkt = dpop.jkt
-        now = self.rt.clock.now()
-        session = await uow.sessions.get(session_id)
-        if session is None or not self._live(session, now) or counter > session.refresh_counter:
-            raise InvalidToken()
-        if not _proven(session, dpop_jkt):  # a stolen refresh token cannot sign anyone out
-            raise InvalidToken()
-        grace = timedelta(seconds=self.rt.settings.refresh_reuse_grace)
-        current = session.refresh_counter == counter
-        just_rotated = (
-            session.refresh_counter == counter + 1 and now - session.refreshed_at <= grace
-        )
-        if not (current or just_rotated):
-            await self._reuse_detected(uow, session, now)
-            raise InvalidToken()
-        await uow.sessions.revoke(session.id, now, "logout")
-        events.sessions_ended(uow.events, session.user_id, [session.id], "logout")
-        uow.audit.record(
-            "auth.logout",
-            actor=session.user_id,
-            subject=session.user_id,
-            session_id=str(session.id),
-        )
-        await uow.commit()
-
-    async def _reuse_detected(self, uow: UnitOfWork, session: Session, now: datetime) -> None:
-        """A used refresh token came back: someone else has it. End the whole session."""
-        await uow.sessions.revoke(session.id, now, "reuse")
-        events.sessions_ended(uow.events, session.user_id, [session.id], "reuse")
-        metrics.REFRESH_REUSE.inc()
-        log.warning(
-            "a used refresh token came back: session %s of user %s ended",
-            session.id,
-            session.user_id,
-        )
-        uow.audit.record(
-            "auth.refresh_token_reuse", subject=session.user_id, session_id=str(session.id)
-        )
-        await uow.commit()
-
-    def _idle_since(self, now: datetime) -> datetime | None:
-        idle = self.rt.settings.refresh_idle_timeout
-        return now - timedelta(seconds=idle) if idle else None
-
-    def _live(self, session: Session, now: datetime) -> bool:
-        idle_since = self._idle_since(now)
-        return (
-            session.revoked_at is None
-            and session.expires_at > now
-            and (idle_since is None or session.last_used_at > idle_since)
-        )
-
     async def authenticate(self, access_token: str, dpop_jkt: str | None = None) -> Principal:
         """The principal behind an access token, checked against the database every time.
 
@@ -509,15 +364,3 @@ class Auth:
             assurance=Assurance(aal=rows.aal, amr=tuple(rows.amr)),
             authenticated_at=rows.authenticated_at,
         )
-
-
-def _proven(session: Session, dpop_jkt: str | None, unbound: bool = True) -> bool:
-    """The request proved the DPoP key the session is bound to, or it is bound to none (and
-    `unbound` sessions are allowed)."""
-    if session.dpop_jkt is None:
-        return unbound
-    return session.dpop_jkt == dpop_jkt
-
-
-def _assurance(session: Rotated) -> Assurance:
-    return Assurance(aal=session.aal, amr=tuple(session.amr))

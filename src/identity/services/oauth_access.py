@@ -15,10 +15,10 @@ from identity.services.oauth_common import (
     GRANT_REFRESH_PURPOSE,
     ID_TOKEN_TYPE,
     OAuthError,
-    live,
     parse_scope,
     user_claims,
 )
+from identity.services.refresh import live
 from identity.services.runtime import Runtime
 from identity.services.uow import UnitOfWork
 

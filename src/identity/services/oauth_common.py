@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from identity.db.models import Session, User
 from identity.db.oauth_models import OAuthClient
 from identity.services.oauth_clients import STANDARD_SCOPES
+from identity.services.refresh import live
 from identity.services.runtime import Runtime
 from identity.services.uow import UnitOfWork
 
@@ -62,22 +62,6 @@ async def hosted_session(rt: Runtime, uow: UnitOfWork, cookie: str | None) -> Ho
         return None
     session.last_used_at = now  # in use: IDENTITY_REFRESH_IDLE_TIMEOUT counts from here
     return Hosted(session=session, user=user)
-
-
-def idle_since(rt: Runtime, now: datetime) -> datetime | None:
-    """Sessions unused since then have ended (IDENTITY_REFRESH_IDLE_TIMEOUT), or None."""
-    idle = rt.settings.refresh_idle_timeout
-    return now - timedelta(seconds=idle) if idle else None
-
-
-def live(rt: Runtime, session: Session, now: datetime) -> bool:
-    """Not revoked, not past its end, not idle too long: the rules of identity's sessions."""
-    since = idle_since(rt, now)
-    return (
-        session.revoked_at is None
-        and session.expires_at > now
-        and (since is None or session.last_used_at > since)
-    )
 
 
 def allowed_scopes(client: OAuthClient) -> set[str]:

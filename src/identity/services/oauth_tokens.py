@@ -31,12 +31,11 @@ from identity.services.oauth_common import (
     ID_TOKEN_TYPE,
     ClientCredentials,
     OAuthError,
-    idle_since,
-    live,
     parse_scope,
     user_claims,
 )
 from identity.services.principal import ClientInfo, ProofOfKey
+from identity.services.refresh import idle_since, live
 from identity.services.runtime import Runtime
 from identity.services.uow import UnitOfWork
 

@@ -146,7 +146,7 @@ class AuthMutations:
         proof = context.issuing_client().dpop
         try:
             async with context.unit_of_work() as uow:
-                result = await context.container.auth.refresh(uow, token, proof)
+                result = await context.container.refresh.refresh(uow, token, proof)
         except InvalidTokenError:
             if settings.refresh_cookie and input.refresh_token is None:
                 clear_refresh_cookie(context.response, settings)
@@ -162,5 +162,5 @@ class AuthMutations:
             clear_refresh_cookie(context.response, settings)  # whatever the outcome
         proof = context.key_proof()  # a DPoP-bound session ends only with its key
         async with context.unit_of_work() as uow:
-            await context.container.auth.logout(uow, token, proof)
+            await context.container.refresh.logout(uow, token, proof)
         return LogoutSuccess(message="Signed out.")

@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from identity.config import Settings
-from identity.security.derive import ServerSecret
+from identity.security.derive import ServerSecret, Unsealable
 from identity.security.jwt import (
     AccessClaims,
     InvalidAccessToken,
@@ -253,6 +253,21 @@ def test_revoked_key_is_dropped_at_once() -> None:
         keyring.verify(token, NOW)
     assert keyring.jwks(NOW) == {"keys": []}
     assert not keyring.has_signer(NOW)
+
+
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "EdDSA"])
+def test_a_revoked_key_is_not_decrypted(alg: str) -> None:
+    """It signs nothing again, so its private half stays sealed (read from the database as
+    it is, even unreadable); its tokens are refused as a known revoked key's."""
+    good = stored(alg)
+    token = sign(ring(good))
+    revoked = dataclasses.replace(good, revoked_at=NOW, private_key=b"not a sealed key")
+    keyring = ring(revoked)
+    with pytest.raises(InvalidAccessToken):
+        keyring.verify(token, NOW)
+    assert not keyring.has_signer(NOW)
+    with pytest.raises(Unsealable):  # the same row, not revoked: it must be decrypted
+        ring(dataclasses.replace(revoked, revoked_at=None))
 
 
 # Secret rotation: fallbacks verify and open, only the current secret makes -----------------

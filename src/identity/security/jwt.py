@@ -127,7 +127,7 @@ class _Key:
     algorithm: str
     public_jwk: dict[str, Any]
     public_key: Any
-    private_key: Any
+    private_key: Any  # None for a revoked key: it signs nothing, so it is not decrypted
     created_at: datetime
     activates_at: datetime
     revoked_at: datetime | None
@@ -166,16 +166,21 @@ class KeyRing:
             if known is not None and known.revoked_at == row.revoked_at:
                 keys[row.kid] = known
                 continue
-            try:
-                der = self._secret.unseal(KEY_ENCRYPTION, row.private_key, row.kid.encode())
-            except Unsealable:
-                raise Unsealable(f"signing key {row.kid}") from None
-            private = serialization.load_der_private_key(der, password=None)
+            private, public = None, None
+            if row.revoked_at is None:
+                try:
+                    der = self._secret.unseal(KEY_ENCRYPTION, row.private_key, row.kid.encode())
+                except Unsealable:
+                    raise Unsealable(f"signing key {row.kid}") from None
+                private = serialization.load_der_private_key(der, password=None)
+                public = private.public_key()
+            else:  # kept known (its tokens are refused, not unknown), never in memory
+                public = _VERIFIERS[row.algorithm].from_jwk(row.public_jwk)
             keys[row.kid] = _Key(
                 kid=row.kid,
                 algorithm=row.algorithm,
                 public_jwk=row.public_jwk,
-                public_key=private.public_key(),
+                public_key=public,
                 private_key=private,
                 created_at=row.created_at,
                 activates_at=row.activates_at,

@@ -35,7 +35,7 @@ from identity.services.oauth_common import (
     user_claims,
 )
 from identity.services.principal import ClientInfo, ProofOfKey
-from identity.services.refresh import idle_since, live
+from identity.services.refresh import idle_since, just_rotated, live
 from identity.services.runtime import Runtime
 from identity.services.uow import UnitOfWork
 
@@ -228,19 +228,17 @@ class Tokens(TokenUse):
             raise OAuthError("invalid_dpop_proof", "Send a DPoP proof by the grant's key.")
         idle = idle_since(self.rt, now)
         rotated = await uow.sessions.rotate(grant_id, counter, now, idle, grant.dpop_jkt)
-        if rotated is None:
-            grace = timedelta(seconds=self.rt.settings.refresh_reuse_grace)
-            if not (grant.refresh_counter == counter + 1 and now - grant.refreshed_at <= grace):
-                await uow.sessions.revoke(grant.id, now, "reuse")
-                events.sessions_ended(uow.events, grant.user_id, [grant.id], "reuse")
-                uow.audit.record(
-                    "oauth.refresh_token_reuse",
-                    subject=grant.user_id,
-                    client_id=client.client_id,
-                    grant_id=str(grant.id),
-                )
-                await uow.commit()
-                raise OAuthError("invalid_grant", "The refresh token is invalid or was revoked.")
+        if rotated is None and not just_rotated(self.rt, grant, counter, now):
+            await uow.sessions.revoke(grant.id, now, "reuse")
+            events.sessions_ended(uow.events, grant.user_id, [grant.id], "reuse")
+            uow.audit.record(
+                "oauth.refresh_token_reuse",
+                subject=grant.user_id,
+                client_id=client.client_id,
+                grant_id=str(grant.id),
+            )
+            await uow.commit()
+            raise OAuthError("invalid_grant", "The refresh token is invalid or was revoked.")
         user = await uow.users.get(grant.user_id)
         if user is None or not user.is_active:
             await uow.rollback()

@@ -38,6 +38,13 @@ def live(rt: Runtime, session: Session, now: datetime) -> bool:
     )
 
 
+def just_rotated(rt: Runtime, session: Session, counter: int, now: datetime) -> bool:
+    """The token's successor was issued moments ago (IDENTITY_REFRESH_REUSE_GRACE): two tabs
+    refreshed at once, not a stolen token come back."""
+    grace = timedelta(seconds=rt.settings.refresh_reuse_grace)
+    return session.refresh_counter == counter + 1 and now - session.refreshed_at <= grace
+
+
 class Refresh:
     def __init__(self, rt: Runtime, auth: Auth, hot: PostgresHotPath | None = None) -> None:
         self.rt = rt
@@ -115,8 +122,7 @@ class Refresh:
             # A stolen token without the key: refused, and the session is left alone (ending
             # it would let the thief sign its owner out).
             raise InvalidToken()
-        grace = timedelta(seconds=self.rt.settings.refresh_reuse_grace)
-        if session.refresh_counter == counter + 1 and now - session.refreshed_at <= grace:
+        if just_rotated(self.rt, session, counter, now):
             # Two tabs refreshed at once: the slower one gets the same successor.
             return Rotated(
                 user_id=session.user_id,
@@ -142,12 +148,8 @@ class Refresh:
             raise InvalidToken()
         if not _proven(session, dpop_jkt):  # a stolen refresh token cannot sign anyone out
             raise InvalidToken()
-        grace = timedelta(seconds=self.rt.settings.refresh_reuse_grace)
         current = session.refresh_counter == counter
-        just_rotated = (
-            session.refresh_counter == counter + 1 and now - session.refreshed_at <= grace
-        )
-        if not (current or just_rotated):
+        if not (current or just_rotated(self.rt, session, counter, now)):
             await self.reuse_detected(uow, session, now)
             raise InvalidToken()
         await uow.sessions.revoke(session.id, now, "logout")

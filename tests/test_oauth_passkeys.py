@@ -7,7 +7,8 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -50,17 +51,37 @@ async def options_for(http: httpx.AsyncClient, page: httpx.Response) -> httpx.Re
     return await http.post("/oauth2/authorize", data=fields)
 
 
+def answer_fields(page: httpx.Response, token: str, credential: Any) -> dict[str, str]:
+    """The page's passkey form, sent with an answer to the challenge behind `token`."""
+    return {
+        **form_fields(page.text, 1),
+        "challenge_token": token,
+        "credential": json.dumps(credential),
+    }
+
+
+@asynccontextmanager
+async def another_browser(
+    asgi: Starlette, address: tuple[str, int] = ("127.0.0.1", 123)
+) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """A browser of its own, with its own CSRF cookie (and that value)."""
+    transport = httpx.ASGITransport(app=asgi, client=address)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as other:
+        await other.get("/oauth2/authorize?client_id=none")  # sets the CSRF cookie
+        yield other, other.cookies["identity-csrf"]
+
+
+def no_session_started(response: httpx.Response) -> bool:
+    return SESSION_COOKIE not in response.headers.get("set-cookie", "")
+
+
 async def with_passkey(
     http: httpx.AsyncClient, page: httpx.Response, authenticator: SoftAuthenticator, **answer: Any
 ) -> httpx.Response:
     """The button pressed: options, the authenticator's answer, the form sent."""
     started = (await options_for(http, page)).json()
     credential = authenticator.get(started["options"], **answer)
-    fields = {
-        **form_fields(page.text, 1),
-        "challenge_token": started["challenge_token"],
-        "credential": json.dumps(credential),
-    }
+    fields = answer_fields(page, started["challenge_token"], credential)
     return await http.post("/oauth2/authorize", data=fields)
 
 
@@ -134,11 +155,6 @@ async def _no_csrf(page: httpx.Response, fields: dict[str, str], **_: Any) -> No
     del fields["csrf"]
 
 
-def _answer_with(fields: dict[str, str], started: dict[str, Any], credential: Any) -> None:
-    fields["challenge_token"] = started["challenge_token"]
-    fields["credential"] = json.dumps(credential)
-
-
 async def _graphql_challenge(
     page: httpx.Response,
     fields: dict[str, str],
@@ -149,8 +165,9 @@ async def _graphql_challenge(
 ) -> None:
     """startPasskeyLogin's challenge, answered rightly, sent to the page."""
     started = await start_login(gql)
-    credential = authenticator.get(started["options"])
-    _answer_with(fields, {"challenge_token": started["challengeToken"]}, credential)
+    fields.update(
+        answer_fields(page, started["challengeToken"], authenticator.get(started["options"]))
+    )
 
 
 async def _other_request(
@@ -165,7 +182,8 @@ async def _other_request(
     """The challenge of another authorization request in the same browser."""
     other = await authorize(http, client_id, pkce()[1])
     started = (await options_for(http, other)).json()
-    _answer_with(fields, started, authenticator.get(started["options"]))
+    credential = authenticator.get(started["options"])
+    fields.update(answer_fields(page, started["challenge_token"], credential))
 
 
 async def _other_browser(
@@ -177,13 +195,11 @@ async def _other_browser(
     **_: Any,
 ) -> None:
     """A challenge asked for in another browser (its own CSRF cookie), for this request."""
-    transport = httpx.ASGITransport(app=asgi)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as other:
-        await other.get("/oauth2/authorize?client_id=none")  # a CSRF cookie of its own
-        mine = {**form_fields(page.text, 1), "step": "passkey_options"}
-        mine["csrf"] = other.cookies["identity-csrf"]
+    async with another_browser(asgi) as (other, csrf):
+        mine = {**form_fields(page.text, 1), "step": "passkey_options", "csrf": csrf}
         started = (await other.post("/oauth2/authorize", data=mine)).json()
-    _answer_with(fields, started, authenticator.get(started["options"]))
+    credential = authenticator.get(started["options"])
+    fields.update(answer_fields(page, started["challenge_token"], credential))
 
 
 Spoil = Callable[..., Awaitable[None]]
@@ -221,11 +237,8 @@ async def test_a_refused_passkey_sign_in_writes_no_session(
             await db.commit()
     page = await authorize(client, rp["clientId"], pkce()[1])
     started = (await options_for(client, page)).json()
-    fields = {
-        **form_fields(page.text, 1),
-        "challenge_token": started["challenge_token"],
-        "credential": json.dumps(authenticator.get(started["options"], **answer)),
-    }
+    credential = authenticator.get(started["options"], **answer)
+    fields = answer_fields(page, started["challenge_token"], credential)
     if spoil is not None:
         await spoil(
             page,
@@ -245,7 +258,7 @@ async def test_a_refused_passkey_sign_in_writes_no_session(
     assert refused.status_code == status, refused.text
     assert words in refused.text
     assert "location" not in refused.headers
-    assert SESSION_COOKIE not in refused.headers.get("set-cookie", "")
+    assert no_session_started(refused)
     assert await row_counts(container, ignore=kept) == before
     if status == 400:  # the sign-in page again with the error, the passkey button on it
         assert 'role="alert"' in refused.text
@@ -292,7 +305,7 @@ async def test_the_passkey_as_the_second_factor_on_the_hosted_page(
     )
     assert refused.status_code == 400
     assert "could not be verified" in refused.text
-    assert SESSION_COOKIE not in refused.headers.get("set-cookie", "")
+    assert no_session_started(refused)
     assert await row_counts(container, ignore=("audit_events", "challenges")) == before
 
     again = refused
@@ -374,7 +387,7 @@ async def test_no_passkey_where_the_pages_origin_cannot_use_passkeys(
     )
     assert refused.status_code == 400
     assert "Give exactly one of" in refused.text
-    assert SESSION_COOKIE not in refused.headers.get("set-cookie", "")
+    assert no_session_started(refused)
     assert await row_counts(container, ignore=kept) == before
 
 

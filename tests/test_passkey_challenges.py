@@ -30,7 +30,14 @@ from tests.mfa_helpers import live_sessions
 from tests.oauth_helpers import authorize, create_client, form_fields, pkce, submit
 from tests.passkey_helpers import finish_login, password_step, start_login
 from tests.test_admin import count_statements
-from tests.test_oauth_passkeys import SESSION_COOKIE, options_for, page_options, passkey_user
+from tests.test_oauth_passkeys import (
+    another_browser,
+    answer_fields,
+    no_session_started,
+    options_for,
+    page_options,
+    passkey_user,
+)
 from tests.webauthn_authenticator import SoftAuthenticator
 
 KEPT = ("audit_events", "challenges")
@@ -46,21 +53,15 @@ async def test_a_pages_challenge_sent_from_another_browser_is_refused_and_not_sp
     user = await passkey_user(gql, container, authenticator)
     page = await authorize(client, rp["clientId"], pkce()[1])
     started = (await options_for(client, page)).json()
-    answer = {
-        **form_fields(page.text, 1),
-        "challenge_token": started["challenge_token"],
-        "credential": json.dumps(authenticator.get(started["options"])),
-    }
+    answer = answer_fields(page, started["challenge_token"], authenticator.get(started["options"]))
     sessions = await live_sessions(container, user.user_id)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as other:
-        await other.get("/oauth2/authorize?client_id=none")  # a CSRF cookie of its own
+    async with another_browser(app) as (other, csrf):
         before = await row_counts(container, ignore=("audit_events",))
-        stolen = {**answer, "csrf": other.cookies["identity-csrf"]}
+        stolen = {**answer, "csrf": csrf}
         refused = await other.post("/oauth2/authorize", data=stolen)
     assert refused.status_code == 400
     assert "has expired or was started on another page" in refused.text
-    assert SESSION_COOKIE not in refused.headers.get("set-cookie", "")
+    assert no_session_started(refused)
     assert await row_counts(container, ignore=("audit_events",)) == before  # not spent
     audited = "SELECT count(*) FROM audit_events WHERE action = 'auth.login_failed'"
     assert await scalar(container, audited) == 1
@@ -93,15 +94,11 @@ async def test_the_hosted_pages_take_answers_made_at_their_own_origin_only(
 
     page = await authorize(client, rp["clientId"], pkce()[1])
     started = (await options_for(client, page)).json()
-    fields = {
-        **form_fields(page.text, 1),
-        "challenge_token": started["challenge_token"],
-        "credential": json.dumps(relay.get(started["options"])),
-    }
+    fields = answer_fields(page, started["challenge_token"], relay.get(started["options"]))
     refused = await client.post("/oauth2/authorize", data=fields)
     assert refused.status_code == 400
     assert "could not be used to sign in" in refused.text
-    assert SESSION_COOKIE not in refused.headers.get("set-cookie", "")
+    assert no_session_started(refused)
 
     # The second factor on the page alike.
     step = await submit(client, page, email="ann@example.com", password=PASSWORD)
@@ -113,7 +110,7 @@ async def test_the_hosted_pages_take_answers_made_at_their_own_origin_only(
     )
     assert again.status_code == 400
     assert "could not be verified" in again.text
-    assert SESSION_COOKIE not in again.headers.get("set-cookie", "")
+    assert no_session_started(again)
     assert await row_counts(container, ignore=KEPT) == before
     assert await live_sessions(container, user.user_id) == sessions
 
@@ -199,7 +196,7 @@ async def test_a_spent_token_is_not_renewed(
     )
     late = await client.post("/oauth2/authorize", data={**mfa_form, "passkey": json.dumps(right)})
     assert late.status_code == 400
-    assert SESSION_COOKIE not in late.headers.get("set-cookie", "")
+    assert no_session_started(late)
 
 
 async def test_made_up_sign_in_tokens_cost_no_query(
@@ -235,16 +232,10 @@ async def test_answers_with_another_pages_challenge_are_limited(
     await passkey_user(gql, container, authenticator)
     page = await authorize(client, rp["clientId"], pkce()[1])
     started = (await options_for(client, page)).json()
-    answer = {
-        **form_fields(page.text, 1),
-        "challenge_token": started["challenge_token"],
-        "credential": json.dumps(authenticator.get(started["options"])),
-    }
+    answer = answer_fields(page, started["challenge_token"], authenticator.get(started["options"]))
     audited = "SELECT count(*) FROM audit_events WHERE action = 'auth.login_failed'"
-    transport = httpx.ASGITransport(app=app, client=("198.51.100.4", 4444))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as other:
-        await other.get("/oauth2/authorize?client_id=none")
-        stolen = {**answer, "csrf": other.cookies["identity-csrf"]}
+    async with another_browser(app, ("198.51.100.4", 4444)) as (other, csrf):
+        stolen = {**answer, "csrf": csrf}
         for _ in range(3):
             refused = await other.post("/oauth2/authorize", data=stolen)
             assert "has expired or was started on another page" in refused.text

@@ -76,7 +76,9 @@ class OAuthClients:
         check = Checker()
         name = self._name(check, name)
         redirect_uris = self._redirect_uris(check, redirect_uris)
-        post_logout = self._redirect_uris(check, post_logout_redirect_uris, _POST_LOGOUT)
+        post_logout = self._redirect_uris(
+            check, post_logout_redirect_uris, _POST_LOGOUT, required=False
+        )
         allowed_scopes = self._scopes(check, allowed_scopes)
         check.done()
         if is_first_party:
@@ -123,7 +125,7 @@ class OAuthClients:
             redirect_uris = self._redirect_uris(check, changes.redirect_uris)
         if changes.post_logout_redirect_uris is not UNSET:
             post_logout = self._redirect_uris(
-                check, changes.post_logout_redirect_uris, _POST_LOGOUT
+                check, changes.post_logout_redirect_uris, _POST_LOGOUT, required=False
             )
         if changes.allowed_scopes is not UNSET:
             scopes = self._scopes(check, changes.allowed_scopes)
@@ -254,11 +256,16 @@ class OAuthClients:
         return name
 
     def _redirect_uris(
-        self, check: Checker, values: list[str] | None, field: str = "redirectUris"
+        self,
+        check: Checker,
+        values: list[str] | None,
+        field: str = "redirectUris",
+        *,
+        required: bool = True,
     ) -> list[str]:
-        """Redirect URIs (at least one), or post-logout ones (`field`; none is fine)."""
+        """Redirect URIs (at least one), or post-logout ones (`field`, not `required`)."""
         if not values:
-            if field == "redirectUris":
+            if required:
                 check.fail(field, "required", "Give at least one redirect URI.")
             return []
         if len(values) > MAX_REDIRECT_URIS:
